@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages the project needs: OpenMPI (for mpi4py and distributed training) and a C++ compiler
+# (for the custom RoIAlign kernels). Uses apt-get; run as root or with sudo available.
+set -euo pipefail
+
+packages=()
+command -v mpirun >/dev/null 2>&1 || packages+=(openmpi-bin)
+[ -e /usr/include/x86_64-linux-gnu/openmpi/mpi.h ] || [ -n "$(find /usr/include /usr/lib -name mpi.h -path '*openmpi*' 2>/dev/null | head -1)" ] \
+  || packages+=(libopenmpi-dev)
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
+
+if [ ${#packages[@]} -eq 0 ]; then
+  echo "System dependencies already installed."
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: apt-get not found; install these packages with your package manager: ${packages[*]}" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "error: need root (or sudo) to install: ${packages[*]}" >&2; exit 1
+  fi
+fi
+echo "Installing system packages: ${packages[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}"
