@@ -1,0 +1,362 @@
+"""Tests of src/dataset.py: layouts, mask decoding, filtering, transforms, sharding, errors, the MindSpore pipeline."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import mindspore as ms
+import numpy as np
+import pytest
+
+from src import dataset as D
+from tests.helpers.coco_fixtures import (PARTS_CLASSES, categories_of, make_random_dataset, polygon_annotation,
+                                         rect_polygon, rle_annotation, write_coco_dataset)
+
+ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+
+
+def _one_image(file_name: str = "a.jpg", height: int = 50, width: int = 100, image_id: int = 1) -> list[dict]:
+    return [{"id": image_id, "file_name": file_name, "height": height, "width": width}]
+
+
+def _params(**changes) -> D.TransformParams:
+    values = dict(img_height=128, img_width=128, keep_ratio=True, img_mean=(0.0, 0.0, 0.0), img_std=(1.0, 1.0, 1.0),
+                  to_rgb=False, mask_divider=2, num_gts=4)
+    values.update(changes)
+    return D.TransformParams(**values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# layouts and reading
+
+def test_zoo_and_coco_layouts_resolve_to_the_same_records(tmp_path):
+    images = _one_image()
+    annotations = [polygon_annotation(1, 1, 1, [rect_polygon(10, 5, 30, 25)])]
+    zoo = write_coco_dataset(tmp_path / "zoo", images, annotations, categories_of(["door"]), layout="zoo")
+    coco = write_coco_dataset(tmp_path / "coco", images, annotations, categories_of(["door"]), layout="coco",
+                              subset="val2017")
+    assert D.resolve_dataset(zoo) == (zoo / "labels.json", zoo / "data")
+    assert D.resolve_dataset(coco) == (coco / "annotations" / "instances_val2017.json", coco / "val2017")
+    json_path = coco / "annotations" / "instances_val2017.json"
+    assert D.resolve_dataset(json_path) == (json_path, coco / "val2017")
+    (coco / "val2017").rename(coco / "images")
+    assert D.resolve_dataset(coco) == (json_path, coco / "images")
+    zoo_record = D.CocoDataset(zoo, PARTS_CLASSES).record(1)
+    coco_record = D.CocoDataset(coco, PARTS_CLASSES).record(1)
+    assert coco_record.path == coco / "images" / "a.jpg" and coco_record.path.is_file()
+    np.testing.assert_array_equal(zoo_record.boxes, [[10, 5, 30, 25]])
+    np.testing.assert_array_equal(coco_record.boxes, zoo_record.boxes)
+    np.testing.assert_array_equal(coco_record.labels, [PARTS_CLASSES.index("door")])
+
+
+def test_polygon_and_rle_masks_decode_to_the_drawn_mask():
+    expected = np.zeros((20, 16), np.uint8)
+    expected[2:6, 2:12] = 1   # an L shape: a 10x4 bar ...
+    expected[6:14, 2:6] = 1   # ... and a 4x8 leg
+    l_shape = [2, 2, 12, 2, 12, 6, 6, 6, 6, 14, 2, 14]
+    np.testing.assert_array_equal(D.segmentation_to_mask([l_shape], 20, 16), expected)
+    two_rects = [rect_polygon(2, 2, 12, 6), rect_polygon(2, 6, 6, 14)]
+    np.testing.assert_array_equal(D.segmentation_to_mask(two_rects, 20, 16), expected)
+    compressed = rle_annotation(1, 1, 1, expected, compressed=True)["segmentation"]
+    uncompressed = rle_annotation(1, 1, 1, expected, compressed=False)["segmentation"]
+    assert isinstance(compressed["counts"], str) and isinstance(uncompressed["counts"], list)
+    np.testing.assert_array_equal(D.segmentation_to_mask(compressed, 20, 16), expected)
+    np.testing.assert_array_equal(D.segmentation_to_mask(uncompressed, 20, 16), expected)
+    assert D.segmentation_to_mask([[1, 1, 5, 1]], 20, 16).sum() == 0
+    with pytest.raises(D.DatasetError, match="unknown format"):
+        D.segmentation_to_mask({"points": [1, 2]}, 20, 16)
+
+
+def test_crowd_degenerate_and_maskless_annotations_are_dropped(tmp_path):
+    images = _one_image() + _one_image("b.jpg", image_id=2)
+    full = np.zeros((50, 100), np.uint8)
+    full[10:20, 40:60] = 1
+    annotations = [
+        polygon_annotation(1, 1, 1, [rect_polygon(10, 5, 30, 25)]),
+        polygon_annotation(2, 1, 1, [rect_polygon(50, 5, 70, 25)], iscrowd=1),
+        rle_annotation(3, 1, 2, full, iscrowd=1),
+        polygon_annotation(4, 1, 1, [rect_polygon(5, 5, 5.5, 20)]),            # 0.5 px wide
+        polygon_annotation(5, 1, 1, [rect_polygon(120, 5, 140, 20)]),          # right of the image
+        polygon_annotation(6, 1, 1, [[1, 1, 9, 9]], bbox=[1, 1, 8, 8]),        # 2-point polygon: no mask
+        rle_annotation(7, 1, 2, full, compressed=False),
+        polygon_annotation(8, 2, 1, [rect_polygon(10, 5, 10.2, 25)]),          # image 2: nothing valid
+    ]
+    root = write_coco_dataset(tmp_path, images, annotations, categories_of(["front_bumper", "rear_bumper"]))
+    coco = D.CocoDataset(root, PARTS_CLASSES)
+    record = coco.record(1)
+    np.testing.assert_array_equal(record.boxes, [[10, 5, 30, 25], [40, 10, 60, 20]])
+    np.testing.assert_array_equal(record.labels, [1, 2])
+    assert len(coco.record(2).labels) == 0
+    assert [r.image_id for r in D.train_records(coco, num_gts=10)] == [1]
+    assert coco.image_ids == [1, 2]
+
+
+def test_categories_map_by_name_not_by_id(tmp_path):
+    categories = [{"id": 7, "name": "hood"}, {"id": 3, "name": "front_bumper"}, {"id": 1, "name": "door"}]
+    annotations = [polygon_annotation(1, 1, 7, [rect_polygon(0, 0, 10, 10)]),
+                   polygon_annotation(2, 1, 3, [rect_polygon(20, 0, 30, 10)]),
+                   polygon_annotation(3, 1, 1, [rect_polygon(40, 0, 50, 10)])]
+    root = write_coco_dataset(tmp_path, _one_image(), annotations, categories)
+    coco = D.CocoDataset(root, PARTS_CLASSES)
+    np.testing.assert_array_equal(coco.record(1).labels, [5, 1, 4])
+    assert coco.category_id_of(5) == 7 and coco.category_id_of(1) == 3 and coco.category_id_of(4) == 1
+    assert coco.label_of(3) == 1
+    with pytest.raises(KeyError, match="headlamp"):
+        coco.category_id_of(PARTS_CLASSES.index("headlamp"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# transforms
+
+def _striped_image(height: int, width: int) -> np.ndarray:
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, :, 0] = np.arange(width, dtype=np.uint8)[None, :] * 2
+    image[:, :, 1] = np.arange(height, dtype=np.uint8)[:, None] * 3
+    image[:, :, 2] = 200
+    return image
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_keep_ratio_resize_flip_pad_by_hand(flip):
+    image = _striped_image(50, 100)
+    mask = np.zeros((1, 50, 100), np.uint8)
+    mask[0, 5:25, 10:30] = 1
+    boxes = np.array([[10, 5, 30, 25]], np.float32)
+    img, meta, gt_bboxes, gt_labels, gt_valids, gt_masks = D.prepare_train_sample(
+        image, boxes, np.array([3], np.int32), mask, _params(), flip)
+    # scale = min(128/50, 128/100) = 1.28 -> content 64 x 128; flipped x1' = 128 - 38.4, x2' = 128 - 12.8
+    np.testing.assert_allclose(meta, [50, 100, 64, 128, 1.28, 1.28], rtol=1e-6)
+    expected_box = [89.6, 6.4, 115.2, 32.0] if flip else [12.8, 6.4, 38.4, 32.0]
+    np.testing.assert_allclose(gt_bboxes[0], expected_box, rtol=1e-6)
+    assert gt_bboxes.shape == (4, 4) and not gt_bboxes[1:].any()
+    np.testing.assert_array_equal(gt_labels, [3, 0, 0, 0])
+    np.testing.assert_array_equal(gt_valids, [True, False, False, False])
+    assert img.shape == (3, 128, 128) and img.dtype == np.float32
+    resized = cv2.resize(image, (128, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    content = resized[:, ::-1] if flip else resized
+    np.testing.assert_array_equal(img[:, :64, :], content.transpose(2, 0, 1))
+    assert not img[:, 64:, :].any()
+    assert gt_masks.shape == (4, 64, 64) and gt_masks.dtype == np.uint8 and not gt_masks[1:].any()
+    tight = D.mask_tight_box(gt_masks[0]) * 2
+    np.testing.assert_allclose(tight, expected_box, atol=2.0)
+
+
+def test_stretch_when_keep_ratio_is_off():
+    image = _striped_image(50, 100)
+    mask = np.zeros((1, 50, 100), np.uint8)
+    mask[0, 5:25, 10:30] = 1
+    _, meta, gt_bboxes, _, _, gt_masks = D.prepare_train_sample(
+        image, np.array([[10, 5, 30, 25]], np.float32), np.array([1], np.int32), mask,
+        _params(keep_ratio=False, mask_divider=1), flip=False)
+    np.testing.assert_allclose(meta, [50, 100, 128, 128, 2.56, 1.28], rtol=1e-6)
+    np.testing.assert_allclose(gt_bboxes[0], [12.8, 12.8, 38.4, 64.0], rtol=1e-6)
+    np.testing.assert_allclose(D.mask_tight_box(gt_masks[0]), [12.8, 12.8, 38.4, 64.0], atol=1.0)
+
+
+def test_normalize_converts_to_rgb_before_mean_and_std():
+    pixel = np.array([[[10, 20, 30]]], np.uint8)
+    np.testing.assert_allclose(D.normalize_image(pixel, [1, 2, 3], [2, 2, 2], to_rgb=True)[0, 0], [14.5, 9, 3.5])
+    np.testing.assert_allclose(D.normalize_image(pixel, [1, 2, 3], [2, 2, 2], to_rgb=False)[0, 0], [4.5, 9, 13.5])
+
+
+def test_downsample_masks_keeps_blocks_at_least_half_full():
+    mask = np.array([[1, 1, 1, 0],
+                     [0, 0, 0, 0],
+                     [1, 1, 0, 0],
+                     [1, 0, 0, 1]], np.uint8)[None]
+    np.testing.assert_array_equal(D.downsample_masks(mask, 2)[0], [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(D.pad_masks(mask, 5, 6)[0, :4, :4], mask[0])
+    assert D.pad_masks(mask, 5, 6).shape == (1, 5, 6) and D.pad_masks(mask, 5, 6)[0, 4:].sum() == 0
+
+
+def test_num_gts_keeps_the_largest_and_warns_once(tmp_path, caplog):
+    sides = [4, 12, 6, 10, 8]
+    annotations = [polygon_annotation(i + 1, 1, 1, [rect_polygon(2 * i, 0, 2 * i + side, side)])
+                   for i, side in enumerate(sides)]
+    annotations.append(polygon_annotation(9, 2, 1, [rect_polygon(0, 0, 5, 5)]))
+    images = _one_image(height=32, width=32) + _one_image("b.jpg", height=32, width=32, image_id=2)
+    root = write_coco_dataset(tmp_path, images, annotations, categories_of(["front_bumper"]))
+    coco = D.CocoDataset(root, PARTS_CLASSES)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="src.dataset"):
+        records = D.train_records(coco, num_gts=3)
+        source = D.TrainSource(records, _params(num_gts=3, img_height=64, img_width=64, mask_divider=1))
+        samples = [source[key] for key in (0, 0, 2)]
+    warnings = [r.getMessage() for r in caplog.records if "num_gts" in r.getMessage()]
+    assert len(warnings) == 1 and "1 image(s)" in warnings[0] and "num_gts=3" in warnings[0]
+    _, meta, gt_bboxes, _, gt_valids, gt_masks = samples[0]
+    assert gt_valids.all() and meta[4] == meta[5] == 2.0
+    kept = [1, 3, 4]  # sides 12, 10 and 8, in file order
+    expected = np.array([[2 * i, 0, 2 * i + sides[i], sides[i]] for i in kept], np.float32) * 2
+    np.testing.assert_allclose(gt_bboxes, expected, rtol=1e-6)
+    np.testing.assert_array_equal(gt_masks.reshape(3, -1).sum(1), [(2 * sides[i]) ** 2 for i in kept])
+    assert samples[2][4].tolist() == [True, False, False]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling
+
+@pytest.mark.parametrize("num_items", [9, 10])
+def test_shards_do_not_overlap_and_cover_everything(num_items):
+    shards = [D.ShardSampler(num_items, seed=5, shuffle=True, flip_ratio=0.5, num_shards=3, shard_id=k)
+              for k in range(3)]
+    epochs = [[sorted(key // 2 for key in shard) for shard in shards] for _ in range(2)]
+    for per_shard in epochs:
+        assert all(len(items) == -(-num_items // 3) for items in per_shard)
+        union = set().union(*map(set, per_shard))
+        assert union == set(range(num_items))
+        assert sum(len(items) for items in per_shard) - num_items == (3 - num_items % 3) % 3
+    assert epochs[0] == epochs[1]
+    if num_items == 9:
+        assert all(not set(a) & set(b) for i, a in enumerate(epochs[0]) for b in epochs[0][i + 1:])
+
+
+def test_sampler_reshuffles_each_epoch_and_respects_flip_ratio():
+    sampler = D.ShardSampler(50, seed=0, shuffle=True, flip_ratio=0.0)
+    first, second = list(sampler), list(sampler)
+    assert sorted(first) == sorted(second) == [2 * i for i in range(50)] and first != second
+    assert all(key % 2 == 1 for key in D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=1.0))
+    assert list(D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=0.0, num_shards=2, shard_id=1, pad=False)) == [2, 6]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# errors
+
+def _write_json(root: Path, text: str) -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "labels.json").write_text(text, encoding="utf-8")
+    return root
+
+
+def test_missing_paths_are_reported(tmp_path):
+    with pytest.raises(D.DatasetError, match="does not exist"):
+        D.resolve_dataset(tmp_path / "nope")
+    with pytest.raises(D.DatasetError, match="no labels.json"):
+        D.resolve_dataset(tmp_path)
+    (tmp_path / "labels.json").write_text("{}")
+    with pytest.raises(D.DatasetError, match="no image folder 'data/'"):
+        D.resolve_dataset(tmp_path)
+    other = tmp_path / "coco"
+    (other / "annotations").mkdir(parents=True)
+    for name in ("train2017", "val2017"):
+        (other / "annotations" / f"instances_{name}.json").write_text("{}")
+    with pytest.raises(D.DatasetError, match="several annotation files"):
+        D.resolve_dataset(other)
+
+
+def test_malformed_json_names_line_and_column(tmp_path):
+    root = _write_json(tmp_path, '{"images": [],\n  "annotations": [,]}')
+    with pytest.raises(D.DatasetError, match=r"labels.json: malformed JSON at line 2, column 19"):
+        D.CocoDataset(root, PARTS_CLASSES)
+
+
+def _dataset_with(tmp_path: Path, annotation_changes: dict, categories=None) -> Path:
+    annotation = polygon_annotation(1, 1, 1, [rect_polygon(10, 5, 30, 25)])
+    annotation.update(annotation_changes)
+    return write_coco_dataset(tmp_path, _one_image(), [annotation], categories or categories_of(["door"]))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"image_id": 99}, "annotation id 1 points at image_id 99"),
+    ({"category_id": 42}, "annotation id 1 points at category_id 42"),
+    ({"segmentation": {"points": [1, 2]}}, "annotation id 1: segmentation .* is neither"),
+    ({"segmentation": "10 20 30"}, "unknown segmentation format"),
+])
+def test_bad_annotations_name_the_annotation_and_file(tmp_path, changes, message):
+    root = _dataset_with(tmp_path, changes)
+    with pytest.raises(D.DatasetError, match=message) as caught:
+        D.CocoDataset(root, PARTS_CLASSES)
+    assert str(root / "labels.json") in str(caught.value)
+
+
+def test_unknown_category_names_are_listed(tmp_path):
+    root = _dataset_with(tmp_path, {}, categories=[{"id": 1, "name": "fender"}, {"id": 2, "name": "trunk"}])
+    with pytest.raises(D.DatasetError, match=r"annotated categories \['fender'\] are not in coco_classes"):
+        D.CocoDataset(root, PARTS_CLASSES)
+
+
+def test_missing_and_corrupt_images_name_the_file(tmp_path, tiny_cfg):
+    root = _dataset_with(tmp_path, {})
+    (root / "data" / "a.jpg").unlink()
+    with pytest.raises(D.DatasetError, match=r"missing image file.*\n.*data/a.jpg"):
+        D.CocoDataset(root, PARTS_CLASSES)
+    (root / "data" / "a.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(D.DatasetError, match=r"cannot read image .*data/a.jpg"):
+        D.read_image(root / "data" / "a.jpg")
+    dataset = D.create_dataset(tiny_cfg, root, mode="eval")
+    with pytest.raises(RuntimeError, match=r"cannot read image .*data/a.jpg"):
+        next(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+
+
+def test_image_size_must_match_the_annotation(tmp_path):
+    root = _dataset_with(tmp_path, {})
+    cv2.imwrite(str(root / "data" / "a.jpg"), np.zeros((60, 100, 3), np.uint8))
+    with pytest.raises(D.DatasetError, match=r"a.jpg is 60x100 .* says 50x100"):
+        D.read_image(root / "data" / "a.jpg", 50, 100)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the MindSpore pipeline
+
+def test_create_dataset_train_layout(parts_dataset, tiny_cfg):
+    root, data = parts_dataset
+    dataset = D.create_dataset(tiny_cfg, root, mode="train")
+    assert dataset.get_dataset_size() == len(data["images"]) // tiny_cfg.batch_size
+    batches = list(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert len(batches) == 3
+    img, meta, boxes, labels, valids, masks = batches[0]
+    batch, num_gts = tiny_cfg.batch_size, tiny_cfg.num_gts
+    assert img.shape == (batch, 3, 128, 128) and img.dtype == np.float32
+    assert meta.shape == (batch, 6) and meta.dtype == np.float32
+    assert boxes.shape == (batch, num_gts, 4) and boxes.dtype == np.float32
+    assert labels.shape == (batch, num_gts) and labels.dtype == np.int32
+    assert valids.shape == (batch, num_gts) and valids.dtype == np.bool_
+    assert masks.shape == (batch, num_gts, 64, 64) and masks.dtype == np.uint8
+    instances = sum(int(v.sum()) for _, _, _, _, v, _ in batches)
+    assert instances == len(data["annotations"])
+    for _, meta, boxes, labels, valids, masks in batches:
+        assert ((labels[valids] >= 1) & (labels[valids] < tiny_cfg.num_classes)).all() and not labels[~valids].any()
+        for b in range(batch):
+            assert (boxes[b][valids[b]][:, 2] <= meta[b, 3]).all() and (boxes[b][valids[b]][:, 3] <= meta[b, 2]).all()
+            for box, mask in zip(boxes[b][valids[b]], masks[b][valids[b]]):
+                np.testing.assert_allclose(D.mask_tight_box(mask) * 2, box, atol=2.5)
+    again = list(D.create_dataset(tiny_cfg, root, mode="train").create_tuple_iterator(output_numpy=True, num_epochs=1))
+    for first, second in zip(batches, again):
+        for column_a, column_b in zip(first, second):
+            np.testing.assert_array_equal(column_a, column_b)
+
+
+def test_create_dataset_eval_keeps_empty_images_and_shards(tmp_path, tiny_cfg):
+    root = tmp_path / "val"
+    data = make_random_dataset(root, num_images=5, seed=3)
+    data["images"].append({"id": 77, "file_name": "empty.jpg", "height": 40, "width": 30})
+    write_coco_dataset(root, data["images"], data["annotations"], data["categories"])
+    dataset = D.create_dataset(tiny_cfg, root, mode="eval")
+    batches = list(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert [int(image_id[0]) for _, _, image_id in batches] == [1, 2, 3, 4, 5, 77]
+    img, meta, image_id = batches[-1]
+    assert img.shape == (1, 3, 128, 128) and image_id.dtype == np.int32
+    np.testing.assert_allclose(meta[0], [40, 30, 128, 96, 3.2, 3.2], rtol=1e-6)
+    shard_ids = [[int(ids[0]) for _, _, ids in D.create_dataset(tiny_cfg, root, mode="eval", num_shards=3, shard_id=k)
+                  .create_tuple_iterator(output_numpy=True, num_epochs=1)] for k in range(3)]
+    assert sorted(sum(shard_ids, [])) == [1, 2, 3, 4, 5, 77]
+    assert all(len(ids) == 2 for ids in shard_ids)
+    train = D.create_dataset(tiny_cfg, root, mode="train")
+    assert train.get_dataset_size() == 5 // tiny_cfg.batch_size
+
+
+def test_train_subset_keys(parts_dataset, tiny_cfg):
+    root, _ = parts_dataset
+    coco = D.CocoDataset(root, PARTS_CLASSES)
+    assert [r.image_id for r in D.train_records(coco, 16, dataset_num=4)] == [1, 2, 3, 4]
+    assert [r.image_id for r in D.train_records(coco, 16, dataset_divider=2)] == [1, 3, 5]
+    assert [r.image_id for r in D.train_records(coco, 16, dataset_num=4, dataset_divider=2)] == [1, 3]
+    tiny_cfg.train_dataset_num = 4
+    assert D.create_dataset(tiny_cfg, root).get_dataset_size() == 2
+
+
+def test_json_path_with_sibling_data_folder(parts_dataset):
+    root, data = parts_dataset
+    coco = D.CocoDataset(root / "labels.json", PARTS_CLASSES)
+    assert coco.image_dir == root / "data" and coco.image_ids == [image["id"] for image in data["images"]]
