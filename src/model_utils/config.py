@@ -339,6 +339,11 @@ def validate(cfg: Config, source: str = "config") -> None:
               f"a prefix of the FPN strides {strides}")
         check(f"{roi_key}.finest_scale", positive, "> 0")
         check(f"{roi_key}.sample_num", positive, "> 0")
+    rcnn_sampler = cfg.train_cfg.rcnn.sampler
+    min_mask_rois = int(rcnn_sampler.num * rcnn_sampler.pos_fraction)
+    check("mask_roi.sample_num", lambda v: min_mask_rois <= v <= rcnn_sampler.num,
+          f"in [int(train_cfg.rcnn.sampler.num * pos_fraction), train_cfg.rcnn.sampler.num] = "
+          f"[{min_mask_rois}, {rcnn_sampler.num}] (every sampled positive gets a mask target)")
     for stage in ("rpn", "rcnn"):
         prefix = f"train_cfg.{stage}"
         check(f"{prefix}.assigner.pos_iou_thr", unit, "in [0, 1]")

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the RoIAlign custom-op kernels into src/blocks/roi_extractors/lib/:
+#   libroi_align_cpu.so   from src/blocks/roi_extractors/cpu/roi_align.cpp            (g++, required)
+#   libroi_align_cuda.so  from src/blocks/roi_extractors/cuda/roi_align_cuda_kernel.cu (nvcc, optional)
+# A library is rebuilt only when its source is newer (or --force is given). Works from any directory.
+set -euo pipefail
+
+usage() {
+    cat <<EOF
+Usage: bash scripts/build_custom.sh [--force] [--help]
+Builds the RoIAlign custom-op libraries into src/blocks/roi_extractors/lib/.
+  --force   rebuild even when the libraries are up to date
+Environment: CXX (default g++), NVCC (default nvcc), CUDA_ARCHS (default "80 90"),
+             OPENMP (default 1; 0 builds the CPU kernel single-threaded).
+EOF
+}
+
+force=0
+for arg in "$@"; do
+    case "$arg" in
+        --force) force=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "build_custom.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+roi_dir="$repo_root/src/blocks/roi_extractors"
+lib_dir="$roi_dir/lib"
+cpu_src="$roi_dir/cpu/roi_align.cpp"
+cuda_src="$roi_dir/cuda/roi_align_cuda_kernel.cu"
+cpu_lib="$lib_dir/libroi_align_cpu.so"
+cuda_lib="$lib_dir/libroi_align_cuda.so"
+mkdir -p "$lib_dir"
+
+needs_build() {  # needs_build <library> <source>
+    [[ "$force" == 1 || ! -f "$1" || "$2" -nt "$1" || "${BASH_SOURCE[0]}" -nt "$1" ]]
+}
+
+cxx="${CXX:-g++}"
+if ! command -v "$cxx" >/dev/null 2>&1; then
+    echo "build_custom.sh: C++ compiler '$cxx' not found; install g++ (or set CXX) to build $cpu_lib" >&2
+    exit 1
+fi
+openmp_flag=()
+if [[ "${OPENMP:-1}" == 1 ]]; then
+    openmp_flag=(-fopenmp)
+fi
+if needs_build "$cpu_lib" "$cpu_src"; then
+    echo "building $cpu_lib"
+    "$cxx" -O3 -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$cpu_lib.tmp" "$cpu_src"
+    mv "$cpu_lib.tmp" "$cpu_lib"
+else
+    echo "$cpu_lib is up to date"
+fi
+
+nvcc_bin="${NVCC:-nvcc}"
+if ! command -v "$nvcc_bin" >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+    nvcc_bin=/usr/local/cuda/bin/nvcc
+fi
+if ! command -v "$nvcc_bin" >/dev/null 2>&1; then
+    echo "nvcc not found: skipping CUDA build ($cuda_lib); impl 'custom' on GPU needs it"
+    exit 0
+fi
+if needs_build "$cuda_lib" "$cuda_src"; then
+    echo "building $cuda_lib"
+    gencode=()
+    for arch in ${CUDA_ARCHS:-80 90}; do
+        gencode+=(-gencode "arch=compute_${arch},code=sm_${arch}")
+    done
+    "$nvcc_bin" --shared -Xcompiler -fPIC -O3 "${gencode[@]}" -o "$cuda_lib.tmp" "$cuda_src"
+    mv "$cuda_lib.tmp" "$cuda_lib"
+else
+    echo "$cuda_lib is up to date"
+fi

@@ -1,0 +1,93 @@
+"""R-CNN stage targets: proposal assignment and sampling, box targets, and mask / mask-area targets of positives."""
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.blocks.assigners_samplers.assigner_sampler import AssignerSampler
+from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
+from src.blocks.roi_extractors import RoIAlign
+
+MASK_CROP_SAMPLING_RATIO = 2
+AREA_EPS = 1e-6
+
+
+class MaskAssignerSampler(nn.Cell):
+    """Per-image targets of the bbox, mask and MaskIoU heads.
+
+    Candidates are the proposals, plus the gt boxes when ``train_cfg.rcnn.sampler.add_gt_as_proposals``. They are
+    assigned (``train_cfg.rcnn.assigner``), sampled (``train_cfg.rcnn.sampler``) and packed into ``num`` rows,
+    positives first. The first ``P = mask_roi.sample_num`` rows are the mask RoIs (P >= num * pos_fraction, so every
+    sampled positive is among them).
+
+    Mask targets: the ASSIGNED gt mask (stored at 1 / mask_divider resolution) is cropped by the RoI with RoIAlign
+    (aligned, 2x2 samples per bin; the gt masks [G, 1, Hm, Wm] are the batch and the assigned gt index is the RoI's
+    batch index), resized to mask_size x mask_size and binarised at 0.5. area_ratio = (mean of the unbinarised crop
+    * RoI area in mask pixels) / (gt mask area in mask pixels): the share of the instance inside the RoI; 1 for
+    padding rows, at least 1e-6 otherwise.
+
+    Inputs: proposals [M, 4], proposal_valids [M] bool, gt_bboxes [G, 4], gt_labels [G] int32, gt_valids [G] bool,
+    gt_masks [G, Hm, Wm] uint8, priorities [M (+ G)] float32 (from ``draw``).
+    Outputs: rois [num, 4], labels [num] int32 (0 = background), label_weights [num] float32, bbox_targets
+    [num, 4] (encoded with bbox_head.bbox_coder), bbox_weights [num] float32, pos_rois [P, 4], pos_labels [P]
+    int32, pos_valids [P] bool, mask_targets [P, S, S] float32 in {0, 1}, area_ratios [P] float32.
+    """
+
+    def __init__(self, cfg, seed: int, seed2: int):
+        super().__init__()
+        rcnn_cfg = cfg.train_cfg.rcnn
+        self.num = int(rcnn_cfg.sampler.num)
+        self.num_mask_rois = int(cfg.mask_roi.sample_num)
+        if self.num_mask_rois > self.num or self.num_mask_rois < int(self.num * rcnn_cfg.sampler.pos_fraction):
+            raise ValueError(f"mask_roi.sample_num: expected int(train_cfg.rcnn.sampler.num * pos_fraction) <= value "
+                             f"<= train_cfg.rcnn.sampler.num, got {self.num_mask_rois}")
+        self.add_gt_as_proposals = bool(rcnn_cfg.sampler.add_gt_as_proposals)
+        self.assigner_sampler = AssignerSampler(rcnn_cfg.assigner, rcnn_cfg.sampler, seed, seed2)
+        self.bbox_coder = DeltaXYWHBBoxCoder(cfg.bbox_head.bbox_coder.target_means,
+                                             cfg.bbox_head.bbox_coder.target_stds)
+        self.mask_divider = float(cfg.mask_divider)
+        self.mask_crop = RoIAlign(int(rcnn_cfg.mask_size), 1.0 / self.mask_divider, MASK_CROP_SAMPLING_RATIO,
+                                  aligned=True, impl=cfg.mask_roi.roi_layer.impl)
+
+    def draw(self, batch_size: int, num_proposals: int, num_gts: int):
+        """Random sampling priorities of a batch: [B, M + G] (gt boxes added as proposals) or [B, M]."""
+        num_candidates = num_proposals + num_gts if self.add_gt_as_proposals else num_proposals
+        return self.assigner_sampler.sampler.draw((batch_size, num_candidates))
+
+    def construct(self, proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks, priorities):
+        if self.add_gt_as_proposals:
+            candidates = ops.concat((proposals, gt_bboxes), 0)
+            candidate_valids = ops.concat((proposal_valids, gt_valids), 0)
+        else:
+            candidates = proposals
+            candidate_valids = proposal_valids
+        if candidates.shape[0] < self.num:
+            raise ValueError("train_cfg.rcnn.sampler.num: expected <= number of candidate proposals")
+        _, pos_sampled, neg_sampled, matched_gt = self.assigner_sampler(gt_bboxes, gt_valids, candidates,
+                                                                        candidate_valids, priorities)
+        indices, valids = self.assigner_sampler.sampler.pack(pos_sampled, neg_sampled)
+        rois = ops.stop_gradient(ops.gather(candidates, indices, 0))
+        is_pos = ops.logical_and(ops.gather(pos_sampled, indices, 0), valids)
+        roi_gt = ops.gather(matched_gt, indices, 0)
+        labels = ops.where(is_pos, ops.gather(gt_labels, roi_gt, 0), 0)
+        label_weights = ops.cast(valids, ms.float32)
+        bbox_targets = self.bbox_coder.encode(rois, ops.gather(gt_bboxes, roi_gt, 0))
+        bbox_weights = ops.cast(is_pos, ms.float32)
+        bbox_targets = bbox_targets * ops.expand_dims(bbox_weights, 1)
+
+        num_mask_rois = self.num_mask_rois
+        pos_rois = rois[:num_mask_rois]
+        pos_labels = labels[:num_mask_rois]
+        pos_valids = is_pos[:num_mask_rois]
+        pos_gt = roi_gt[:num_mask_rois]
+        masks = ops.expand_dims(ops.cast(gt_masks, ms.float32), 1)
+        crop_rois = ops.concat((ops.expand_dims(ops.cast(pos_gt, ms.float32), 1), pos_rois), 1)
+        crops = self.mask_crop(masks, crop_rois)[:, 0]
+        mask_targets = ops.cast(crops >= 0.5, ms.float32)
+        roi_area = ((pos_rois[:, 2] - pos_rois[:, 0]) * (pos_rois[:, 3] - pos_rois[:, 1])
+                    / (self.mask_divider * self.mask_divider))
+        area_in_roi = crops.mean(axis=(1, 2)) * roi_area
+        gt_area = ops.gather(masks.sum(axis=(1, 2, 3)), pos_gt, 0)
+        area_ratios = ops.maximum(area_in_roi / ops.maximum(gt_area, AREA_EPS), AREA_EPS)
+        area_ratios = ops.where(pos_valids, area_ratios, 1.0)
+        mask_targets = mask_targets * ops.reshape(ops.cast(pos_valids, ms.float32), (-1, 1, 1))
+        return (rois, labels, label_weights, bbox_targets, bbox_weights, pos_rois, pos_labels, pos_valids,
+                ops.stop_gradient(mask_targets), ops.stop_gradient(area_ratios))

@@ -1,0 +1,185 @@
+"""Mask Scoring R-CNN: composition of the backbone, FPN, RPN, bbox head, mask head and MaskIoU head."""
+from typing import Tuple
+
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from src.blocks.assigners_samplers import MaskAssignerSampler
+from src.blocks.backbones import build_backbone
+from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
+from src.blocks.bbox_heads import Shared2FCBBoxHead
+from src.blocks.dense_heads import ProposalGenerator, RPNHead
+from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
+from src.blocks.necks import FPN
+from src.blocks.roi_extractors import SingleLayerRoIExtractor
+from src.blocks.utils import multiclass_nms
+
+RPN_SEED_STREAM = 1
+RCNN_SEED_STREAM = 2
+
+
+def _with_batch_index(boxes_per_image) -> Tensor:
+    """List of B tensors [K, 4] -> [B * K, 5] rows (batch_index, x1, y1, x2, y2)."""
+    rows = []
+    for image, boxes in enumerate(boxes_per_image):
+        index = ops.fill(ms.float32, (boxes.shape[0], 1), float(image))
+        rows.append(ops.concat((index, boxes), 1))
+    return ops.stop_gradient(ops.concat(rows, 0))
+
+
+def _select_class(class_maps, labels):
+    """class_maps [P, C - 1, ...] and labels [P] int32 (1..C-1; 0 is read as 1) -> the labelled class's map [P, ...]."""
+    one_hot = ops.one_hot(ops.maximum(labels - 1, 0), class_maps.shape[1], Tensor(1.0, ms.float32),
+                          Tensor(0.0, ms.float32))
+    one_hot = ops.reshape(one_hot, one_hot.shape + (1,) * (class_maps.ndim - 2))
+    return (class_maps * one_hot).sum(axis=1)
+
+
+class MsRcnn(nn.Cell):
+    """Mask Scoring R-CNN for training, built from a ``Config`` (static input size img_height x img_width).
+
+    construct(img [B, 3, H, W] float32, img_meta [B, 6], gt_bboxes [B, G, 4], gt_labels [B, G] int32,
+    gt_valids [B, G] bool, gt_masks [B, G, H / mask_divider, W / mask_divider] uint8) -> (loss_rpn_cls,
+    loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou), float32 scalars already multiplied by their
+    loss weights. The images of a batch are processed by Python loops over the static batch size (unrolled in
+    GRAPH mode). Random sampling is seeded with ``cfg.seed``: the same weights and batch give the same losses in
+    GRAPH and PYNATIVE on a freshly built model.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        img_shape = (int(cfg.img_height), int(cfg.img_width))
+        num_classes = int(cfg.num_classes)
+        self.num_classes = num_classes
+        self.backbone = build_backbone(cfg.backbone)
+        fpn_cfg = cfg.neck.fpn
+        self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs)
+        self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
+        self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors, img_shape,
+                                                 cfg.rpn.bbox_coder)
+        self.test_proposals = ProposalGenerator(cfg.test_cfg.rpn, self.rpn_head.level_anchors, img_shape,
+                                                cfg.rpn.bbox_coder)
+        self.mask_assigner_sampler = MaskAssignerSampler(cfg, int(cfg.seed), RCNN_SEED_STREAM)
+        self.bbox_roi_extractor = SingleLayerRoIExtractor(cfg.roi)
+        self.mask_roi_extractor = SingleLayerRoIExtractor(cfg.mask_roi)
+        self.num_bbox_levels = len(cfg.roi.featmap_strides)
+        self.num_mask_levels = len(cfg.mask_roi.featmap_strides)
+        self.bbox_head = Shared2FCBBoxHead(cfg.bbox_head, num_classes)
+        self.mask_head = FCNMaskHead(cfg.mask_head, num_classes)
+        self.mask_iou_head = MaskIoUHead(cfg.mask_iou_head, num_classes)
+        self.mask_thr_binary = float(cfg.train_cfg.rcnn.mask_thr_binary)
+
+    def features(self, img) -> Tuple:
+        """img [B, 3, H, W] -> FPN outputs (tuple of num_outs maps)."""
+        return self.neck(self.backbone(img))
+
+    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+        features = self.features(img)
+        rpn_cls, rpn_reg = self.rpn_head(features)
+        loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta)
+        proposals, _, proposal_valids = self.train_proposals(rpn_cls, rpn_reg, img_meta)
+
+        rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
+        pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
+        priorities = self.mask_assigner_sampler.draw(img.shape[0], proposals.shape[1], gt_bboxes.shape[1])
+        for image in range(img.shape[0]):
+            targets = self.mask_assigner_sampler(proposals[image], proposal_valids[image], gt_bboxes[image],
+                                                 gt_labels[image], gt_valids[image], gt_masks[image],
+                                                 priorities[image])
+            rois.append(targets[0])
+            labels.append(targets[1])
+            label_weights.append(targets[2])
+            bbox_targets.append(targets[3])
+            bbox_weights.append(targets[4])
+            pos_rois.append(targets[5])
+            pos_labels.append(targets[6])
+            pos_valids.append(targets[7])
+            mask_targets.append(targets[8])
+            area_ratios.append(targets[9])
+
+        roi_feats = self.bbox_roi_extractor(features[:self.num_bbox_levels], _with_batch_index(rois))
+        cls_score, bbox_pred = self.bbox_head(roi_feats)
+        loss_cls, loss_bbox = self.bbox_head.loss(cls_score, bbox_pred, ops.concat(labels, 0),
+                                                  ops.concat(label_weights, 0), ops.concat(bbox_targets, 0),
+                                                  ops.concat(bbox_weights, 0))
+
+        pos_labels = ops.concat(pos_labels, 0)
+        pos_weights = ops.cast(ops.concat(pos_valids, 0), ms.float32)
+        mask_targets = ops.concat(mask_targets, 0)
+        mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], _with_batch_index(pos_rois))
+        mask_logits = self.mask_head(mask_feats)
+        loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
+        mask_prob = ops.sigmoid(_select_class(mask_logits, pos_labels))
+        mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
+        iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
+            ops.stop_gradient(mask_prob), mask_targets, ops.concat(area_ratios, 0), self.mask_thr_binary))
+        loss_mask_iou = self.mask_iou_head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
+        return loss_rpn_cls, loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou
+
+
+class MsRcnnInfer(nn.Cell):
+    """Inference network sharing the parameters of an ``MsRcnn``.
+
+    construct(img [B, 3, H, W], img_meta [B, 6]) -> (bboxes [B, M, 4] (x1, y1, x2, y2 in input pixels, clipped to
+    the scaled content), labels [B, M] int32 (1..num_classes-1), cls_scores [B, M], mask_probs [B, M, 28, 28]
+    (sigmoid of the labelled class's mask, in box coordinates), mask_ious [B, M] (predicted mask IoU of that class),
+    valids [B, M] bool), M = test_cfg.rcnn.max_per_img, valid detections first by decreasing cls_score. The final
+    mask score is cls_score * mask_iou (left to the caller).
+
+    Proposals: test_cfg.rpn; the bbox head sees all of them; per-class NMS (test_cfg.rcnn) takes the roi.sample_num
+    highest-scoring (box, class) pairs of an image as candidates.
+    """
+
+    def __init__(self, model: MsRcnn):
+        super().__init__(auto_prefix=False)
+        cfg = model.cfg
+        self.model = model
+        self.bbox_coder = DeltaXYWHBBoxCoder(cfg.bbox_head.bbox_coder.target_means,
+                                             cfg.bbox_head.bbox_coder.target_stds)
+        self.reg_class_agnostic = bool(cfg.bbox_head.reg_class_agnostic)
+        rcnn_cfg = cfg.test_cfg.rcnn
+        self.score_thr = float(rcnn_cfg.score_thr)
+        self.iou_threshold = float(rcnn_cfg.iou_threshold)
+        self.max_per_img = int(rcnn_cfg.max_per_img)
+        self.max_candidates = int(cfg.roi.sample_num)
+        self.softmax = nn.Softmax(axis=-1)
+
+    def construct(self, img, img_meta):
+        model = self.model
+        batch = img.shape[0]
+        features = model.features(img)
+        rpn_cls, rpn_reg = model.rpn_head(features)
+        proposals, _, proposal_valids = model.test_proposals(rpn_cls, rpn_reg, img_meta)
+        num_proposals = proposals.shape[1]
+        rois = _with_batch_index([proposals[image] for image in range(batch)])
+        cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))
+        cls_prob = self.softmax(cls_score)
+        num_fg = model.num_classes - 1
+        num_reg = 1 if self.reg_class_agnostic else num_fg
+        bbox_pred = ops.reshape(bbox_pred, (batch, num_proposals, num_reg, 4))
+        cls_prob = ops.reshape(cls_prob, (batch, num_proposals, model.num_classes))
+
+        boxes, scores, labels, valids = [], [], [], []
+        for image in range(batch):
+            image_proposals = ops.broadcast_to(ops.expand_dims(proposals[image], 1), (num_proposals, num_reg, 4))
+            decoded = self.bbox_coder.decode(image_proposals, bbox_pred[image], img_meta[image, 2:4])
+            if self.reg_class_agnostic:
+                decoded = decoded[:, 0]
+            image_boxes, image_scores, image_labels, image_valids = multiclass_nms(
+                cls_prob[image], decoded, self.score_thr, self.iou_threshold, self.max_per_img, self.max_candidates,
+                proposal_valids[image])
+            boxes.append(image_boxes)
+            scores.append(image_scores)
+            labels.append(image_labels)
+            valids.append(image_valids)
+
+        det_rois = _with_batch_index(boxes)
+        mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], det_rois)
+        det_labels = ops.concat(labels, 0)
+        mask_probs = ops.sigmoid(_select_class(model.mask_head(mask_feats), det_labels))
+        mask_ious = _select_class(model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)), det_labels)
+        mask_size = mask_probs.shape[-1]
+        return (ops.stack(boxes), ops.stack(labels), ops.stack(scores),
+                ops.reshape(mask_probs, (batch, self.max_per_img, mask_size, mask_size)),
+                ops.reshape(mask_ious, (batch, self.max_per_img)), ops.stack(valids))

@@ -1,0 +1,4 @@
+"""Necks."""
+from src.blocks.necks.fpn import FPN
+
+__all__ = ["FPN"]

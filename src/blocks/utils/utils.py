@@ -1,0 +1,81 @@
+"""Small shared operations of the detector heads: weighted means and multi-class NMS with static shapes."""
+from typing import Optional, Tuple
+
+import mindspore as ms
+from mindspore import Tensor, ops
+
+MIN_WEIGHT_SUM = 1e-6
+
+
+def masked_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """Weighted mean of ``values`` over the entries with ``weights > 0``: sum(values * weights) / sum(weights).
+
+    values and weights have the same shape (e.g. [K]). Entries with zero weight are excluded even when their value
+    is NaN or inf (padding), and an all-zero ``weights`` gives exactly 0. Returns a float32 scalar.
+    """
+    weights = ops.cast(weights, ms.float32)
+    selected = weights > 0
+    weighted = ops.select(selected, values * weights, ops.zeros_like(values))
+    return weighted.sum() / ops.maximum(weights.sum(), MIN_WEIGHT_SUM)
+
+
+def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
+                   max_candidates: int, roi_valids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-class NMS of one image's detections with static shapes (GRAPH and PYNATIVE).
+
+    Args:
+        cls_scores: [K, num_classes] float32 class probabilities, column 0 the background.
+        bboxes: [K, num_classes - 1, 4] class-specific boxes (x1, y1, x2, y2), or [K, 4] shared by all classes.
+        score_thr: (box, class) pairs scoring <= this are dropped.
+        iou_threshold: within one class, a box is suppressed when its IoU with a higher-scoring kept box is larger.
+        max_per_img: M, detections returned.
+        max_candidates: the highest-scoring (box, class) pairs that enter NMS (static NMS size; pairs beyond it are
+            dropped, as mmdetection's ``nms_pre``); clamped to K * (num_classes - 1) and must be >= max_per_img.
+        roi_valids: optional [K] bool, False for padding rows.
+    Returns:
+        bboxes [M, 4] (zeros where invalid), scores [M] (0 where invalid), labels [M] int32 in 1..num_classes-1,
+        valids [M] bool; valid detections first, by decreasing score.
+
+    One NMS call handles all classes: each box is shifted by ``label * (max coordinate - min coordinate + 1)`` so
+    that boxes of different classes never overlap. ``ops.NMSWithMask`` sorts its input by score and returns indices
+    into the sorted list (KNOWN_ISSUES.md, NMSWithMask), so the candidates are sorted by TopK first and given to it
+    with the strictly decreasing scores N, N-1, ..., 1 in place of their class scores: its own sort then keeps the
+    TopK order even among tied scores, and its keep mask is read in that order. It suppresses IoU > iou_threshold
+    with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
+    """
+    num_rois, num_classes = cls_scores.shape
+    num_fg = num_classes - 1
+    num_pairs = num_rois * num_fg
+    num_candidates = min(int(max_candidates), num_pairs)
+    if max_per_img > num_candidates:
+        raise ValueError(f"multiclass_nms: max_per_img ({max_per_img}) exceeds the number of NMS candidates "
+                         f"({num_candidates} = min(max_candidates, K * (num_classes - 1)))")
+    if bboxes.ndim == 2:
+        bboxes = ops.broadcast_to(ops.expand_dims(bboxes, 1), (num_rois, num_fg, 4))
+    scores = cls_scores[:, 1:]
+    if roi_valids is not None:
+        scores = scores * ops.expand_dims(ops.cast(roi_valids, ms.float32), 1)
+    scores = ops.reshape(scores, (num_pairs,))
+    flat_boxes = ops.reshape(bboxes, (num_pairs, 4))
+    labels = ops.tile(ops.arange(1, num_classes, dtype=ms.int32), (num_rois,))
+
+    top_scores, top_index = ops.topk(scores, num_candidates, sorted=True)
+    top_boxes = ops.gather(flat_boxes, top_index, 0)
+    top_labels = ops.gather(labels, top_index, 0)
+    candidate_boxes = ops.stop_gradient(top_boxes)
+    class_step = candidate_boxes.max() - candidate_boxes.min() + 1.0
+    offsets = ops.cast(top_labels, ms.float32) * class_step
+    shifted = top_boxes + ops.expand_dims(offsets, 1)
+    rank_scores = ops.arange(num_candidates, 0, -1, dtype=ms.float32)
+    nms_input = ops.concat((shifted, ops.expand_dims(rank_scores, 1)), axis=1)
+    _, _, keep = ops.NMSWithMask(iou_threshold)(ops.stop_gradient(nms_input))
+    keep = ops.logical_and(keep, top_scores > score_thr)
+
+    kept_scores = ops.select(keep, top_scores, ops.full_like(top_scores, -1.0))
+    _, final_index = ops.topk(kept_scores, max_per_img, sorted=True)
+    valid_float = ops.gather(ops.cast(keep, ms.float32), final_index, 0)
+    valids = valid_float > 0
+    final_boxes = ops.gather(top_boxes, final_index, 0) * ops.expand_dims(valid_float, 1)
+    final_scores = ops.gather(top_scores, final_index, 0) * valid_float
+    final_labels = ops.gather(top_labels, final_index, 0)
+    return final_boxes, final_scores, final_labels, valids

@@ -1,0 +1,221 @@
+"""Training wrappers: the optimizer and one training step (loss, gradients, loss scale, clipping, accumulation).
+
+The detector returns six losses, each already multiplied by its ``loss_weight``; the training loss is their sum.
+Gradients are taken of ``loss * loss_scale`` and divided back by the scale. A step whose gradients hold inf/NaN is an
+overflow: the update is skipped (and, with ``dynamic_loss_scale``, the scale is halved; it doubles after 1000 clean
+steps). ``grad_clip > 0`` clips the global gradient norm. With ``accumulate_step = k > 1`` every batch adds its
+gradients to buffers and every k-th batch applies their mean (:class:`ApplyAccumulatedGradients`), so the effective
+batch is ``k * batch_size``. In distributed runs gradients are averaged over devices before they are applied.
+
+Weight decay: parameters with at most one dimension (biases, normalisation gamma/beta) are not decayed; every
+convolution and fully connected weight is. Frozen parameters (``requires_grad=False``) never reach the optimizer.
+"""
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
+
+from src.model_utils.config import Config
+
+LOSS_NAMES = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_mask", "loss_mask_iou")
+LOSS_SCALE_FACTOR = 2
+LOSS_SCALE_WINDOW = 1000
+
+
+def split_weight_decay(params: Sequence[Parameter]) -> Tuple[List[Parameter], List[Parameter]]:
+    """Split trainable parameters into (decayed: ndim > 1, not decayed: biases and norm affine, ndim <= 1)."""
+    trainable = [param for param in params if param.requires_grad]
+    decayed = [param for param in trainable if len(param.shape) > 1]
+    not_decayed = [param for param in trainable if len(param.shape) <= 1]
+    return decayed, not_decayed
+
+
+def build_optimizer(cfg: Config, params: Sequence[Parameter], lr: np.ndarray) -> nn.Optimizer:
+    """Momentum SGD (``opt_type: sgd``) or Adam over the trainable ``params`` with the per-update ``lr`` array.
+
+    ``weight_decay`` applies to weights only (see :func:`split_weight_decay`).
+    """
+    decayed, not_decayed = split_weight_decay(params)
+    if not decayed and not not_decayed:
+        raise ValueError("optimizer: the model has no trainable parameters")
+    groups = [group for group in ({"params": decayed, "weight_decay": cfg.weight_decay},
+                                  {"params": not_decayed, "weight_decay": 0.0}) if group["params"]]
+    learning_rate = Tensor(np.asarray(lr, dtype=np.float32))
+    if cfg.opt_type == "sgd":
+        return nn.Momentum(groups, learning_rate=learning_rate, momentum=cfg.momentum)
+    if cfg.opt_type == "adam":
+        return nn.Adam(groups, learning_rate=learning_rate)
+    raise ValueError(f"opt_type: expected 'sgd' or 'adam', got '{cfg.opt_type}'")
+
+
+def _gradient_reducer(weights: ParameterTuple, run_distribute: bool) -> nn.Cell:
+    """Averages gradients over devices in distributed runs; identity otherwise."""
+    if not run_distribute:
+        return nn.Identity()
+    from mindspore.communication import get_group_size
+    from mindspore.communication.management import GlobalComm
+    return nn.DistributedGradReducer(weights, mean=True, degree=get_group_size(), group=GlobalComm.WORLD_COMM_GROUP)
+
+
+class TrainOneStepCell(nn.Cell):
+    """One training step of ``network`` (a detector returning the six weighted losses).
+
+    ``construct(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)`` (the train batch layout) returns
+    ``(total_loss scalar f32, losses [6] f32 in LOSS_NAMES order, overflow scalar bool, loss_scale scalar f32)``.
+    With ``accumulate_step == 1`` the optimizer is applied here; otherwise gradients go to ``accu_grads`` and
+    :class:`ApplyAccumulatedGradients` applies them.
+    """
+
+    def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, loss_scale: float, dynamic_loss_scale: bool,
+                 grad_clip: float, accumulate_step: int, run_distribute: bool):
+        super().__init__(auto_prefix=False)
+        self.network = network
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.grad_clip = float(grad_clip)
+        self.accumulate = accumulate_step > 1
+        self.dynamic_loss_scale = bool(dynamic_loss_scale)
+        self.scale_sense = Parameter(Tensor(loss_scale, ms.float32), name="scale_sense", requires_grad=False)
+        if self.dynamic_loss_scale:
+            self.loss_scale_updater = nn.DynamicLossScaleUpdateCell(loss_scale, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW)
+        if self.accumulate:
+            self.accu_grads = self.weights.clone(prefix="accu_grads", init="zeros")
+            self.grad_reducer = nn.Identity()
+        else:
+            self.grad_reducer = _gradient_reducer(self.weights, run_distribute)
+        self.grad_fn = ops.value_and_grad(self.scaled_loss, None, self.weights, has_aux=True)
+
+    def scaled_loss(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+        """(total * loss_scale, total, six losses): the first output is differentiated, the others are reported."""
+        losses = self.network(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
+        total = losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5]
+        return total * self.scale_sense, total, ops.stack(losses)
+
+    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+        (_, total, losses), grads = self.grad_fn(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
+        scale = self.scale_sense.value()
+        grads = tuple(grad / scale for grad in grads)
+        grads = self.grad_reducer(grads)
+        finite = ops.stack([ops.isfinite(grad).all() for grad in grads]).all()
+        overflow = ops.logical_not(finite)
+        if self.dynamic_loss_scale:
+            overflow = self.loss_scale_updater(self.scale_sense, overflow)
+        if self.accumulate:
+            if not overflow:
+                for accumulator, grad in zip(self.accu_grads, grads):
+                    ops.assign_add(accumulator, grad)
+        else:
+            if self.grad_clip > 0:
+                grads = ops.clip_by_global_norm(grads, self.grad_clip)
+            if not overflow:
+                self.optimizer(grads)
+        return total, losses, overflow, scale
+
+
+class ApplyAccumulatedGradients(nn.Cell):
+    """Applies the mean of the gradients accumulated by ``train_cell`` over ``accumulate_step`` batches, then zeroes
+    the buffers. ``construct()`` takes nothing and returns the global norm of the applied (unclipped) gradients."""
+
+    def __init__(self, train_cell: TrainOneStepCell, accumulate_step: int, grad_clip: float, run_distribute: bool):
+        super().__init__(auto_prefix=False)
+        self.optimizer = train_cell.optimizer
+        self.accu_grads = train_cell.accu_grads
+        self.inverse_steps = 1.0 / accumulate_step
+        self.grad_clip = float(grad_clip)
+        self.grad_reducer = _gradient_reducer(train_cell.weights, run_distribute)
+
+    def construct(self):
+        grads = tuple(accumulator * self.inverse_steps for accumulator in self.accu_grads)
+        grads = self.grad_reducer(grads)
+        norm = ops.sqrt(ops.stack([ops.square(grad).sum() for grad in grads]).sum())
+        if self.grad_clip > 0:
+            grads = ops.clip_by_global_norm(grads, self.grad_clip)
+        self.optimizer(grads)
+        for accumulator in self.accu_grads:
+            ops.assign(accumulator, ops.zeros_like(accumulator))
+        return norm
+
+
+class StepResult(NamedTuple):
+    """What one batch reports: summed loss, the six losses, whether the gradients overflowed, the loss scale and
+    whether the optimizer was applied after this batch."""
+    total_loss: float
+    losses: np.ndarray
+    overflow: bool
+    loss_scale: float
+    updated: bool
+
+
+class TrainStep:
+    """Host-side driver of a training step: ``step(batch, batch_index_in_epoch)`` runs the compiled cell(s) and
+    returns a :class:`StepResult`. ``cell`` holds every parameter to checkpoint (model, optimizer state, loss scale,
+    accumulation buffers)."""
+
+    def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, cfg: Config):
+        self.accumulate_step = cfg.accumulate_step
+        self.cell = TrainOneStepCell(network, optimizer, cfg.loss_scale, cfg.dynamic_loss_scale, cfg.grad_clip,
+                                     cfg.accumulate_step, bool(cfg.run_distribute))
+        self.cell.set_train(True)
+        self.apply_cell = None
+        if self.accumulate_step > 1:
+            self.apply_cell = ApplyAccumulatedGradients(self.cell, cfg.accumulate_step, cfg.grad_clip,
+                                                        bool(cfg.run_distribute))
+
+    def set_train(self, mode: bool = True) -> None:
+        """Switch the wrapped network between training and inference behaviour."""
+        self.cell.set_train(mode)
+
+    def step(self, batch: Sequence[Tensor], batch_index: int) -> StepResult:
+        """Run one batch; with accumulation the update happens after batches ``k-1, 2k-1, ...`` of the epoch."""
+        total, losses, overflow, scale = self.cell(*batch)
+        updated = not bool(overflow.asnumpy())
+        if self.apply_cell is not None:
+            updated = (batch_index + 1) % self.accumulate_step == 0
+            if updated:
+                self.apply_cell()
+        return StepResult(float(total.asnumpy()), losses.asnumpy().astype(np.float64), bool(overflow.asnumpy()),
+                          float(scale.asnumpy()), updated)
+
+    def discard_accumulated(self) -> None:
+        """Zero the accumulation buffers (at an epoch end that does not close an accumulation window)."""
+        if self.apply_cell is not None:
+            for accumulator in self.cell.accu_grads:
+                accumulator.set_data(ops.zeros_like(accumulator))
+
+
+def build_detector(cfg: Config) -> Tuple[nn.Cell, nn.Cell]:
+    """(MsRcnn, MsRcnnInfer sharing its parameters; both use the same parameter names)."""
+    from src.blocks.ms_rcnn import MsRcnn, MsRcnnInfer
+
+    model = MsRcnn(cfg)
+    return model, MsRcnnInfer(model)
+
+
+def load_weights(model: nn.Cell, param_dict: Dict[str, Parameter], finetune: bool = False,
+                 source: str = "checkpoint") -> Tuple[List[str], List[str]]:
+    """Copy matching weights of ``param_dict`` into ``model`` (a backbone-only checkpoint may name parameters
+    without the ``backbone.`` prefix).
+
+    With ``finetune`` the entries whose shape differs from the model's (the class-dependent layers when
+    ``num_classes`` differs: bbox head classifier/regressor, mask logits, MaskIoU output) are skipped; without it a
+    shape mismatch is a ValueError naming the parameters. Returns (model parameters not loaded, skipped entries).
+    """
+    targets = {param.name: param for param in model.get_parameters()}
+    entries = dict(param_dict)
+    if not set(entries) & set(targets):
+        entries = {f"backbone.{name}": value for name, value in entries.items()}
+    mismatched = [name for name, value in entries.items()
+                  if name in targets and tuple(value.shape) != tuple(targets[name].shape)]
+    if mismatched and not finetune:
+        details = ", ".join(f"{name} {tuple(entries[name].shape)} vs {tuple(targets[name].shape)}"
+                            for name in mismatched[:6])
+        raise ValueError(f"{source}: {len(mismatched)} parameter(s) have another shape than the model ({details}); "
+                         f"set finetune: 1 to drop class-dependent layers when num_classes differs")
+    loaded = set()
+    for name, value in entries.items():
+        if name in targets and name not in mismatched:
+            targets[name].set_data(Tensor(value.asnumpy(), targets[name].dtype))
+            loaded.add(name)
+    skipped = sorted(set(entries) - loaded)
+    return sorted(set(targets) - loaded), skipped

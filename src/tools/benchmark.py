@@ -1,0 +1,122 @@
+"""Speed and memory of a config with random weights, printed as ONE JSON line.
+
+    python src/tools/benchmark.py CONFIG --mode train|infer --size H W [--batch B] [--steps N]
+                                  [--exec_mode graph|pynative] [--key value ...]
+
+train: milliseconds per training step (forward, backward, optimizer) on random images with random instances.
+infer: milliseconds per image including pre-processing (resize, normalise, pad) and host post-processing (boxes back
+to the image, mask pasting, RLE). The first call (GRAPH compilation) is reported separately as ``compile_s``;
+``median_ms`` and ``min_ms`` are over the following ``--steps`` calls; ``peak_rss_mb`` is the process's maximum
+resident memory (host RAM, not device memory).
+"""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from src.model_utils.config import Config, load_config  # noqa: E402
+
+
+def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
+    """A train batch in the dataset layout with ``min(3, num_gts)`` random rectangular instances per image."""
+    from mindspore import Tensor
+
+    batch, height, width, num_gts = cfg.batch_size, cfg.img_height, cfg.img_width, cfg.num_gts
+    img = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
+    meta = np.tile(np.array([height, width, height, width, 1.0, 1.0], np.float32), (batch, 1))
+    boxes = np.zeros((batch, num_gts, 4), np.float32)
+    labels = np.zeros((batch, num_gts), np.int32)
+    valids = np.zeros((batch, num_gts), bool)
+    masks = np.zeros((batch, num_gts, height // cfg.mask_divider, width // cfg.mask_divider), np.uint8)
+    for image in range(batch):
+        for index in range(min(3, num_gts)):
+            x1, y1 = rng.integers(0, width // 2), rng.integers(0, height // 2)
+            x2, y2 = x1 + rng.integers(width // 8, width // 2), y1 + rng.integers(height // 8, height // 2)
+            boxes[image, index] = (x1, y1, x2, y2)
+            labels[image, index] = rng.integers(1, cfg.num_classes)
+            valids[image, index] = True
+            d = cfg.mask_divider
+            masks[image, index, y1 // d:y2 // d, x1 // d:x2 // d] = 1
+    return [Tensor(array) for array in (img, meta, boxes, labels, valids, masks)]
+
+
+def benchmark(cfg: Config, mode: str, steps: int) -> dict:
+    """Run the benchmark; returns the JSON-able result."""
+    import mindspore as ms
+
+    from src.eval_utils import encode_mask, postprocess_image
+    from src.lr_schedule import get_lr
+    from src.model_utils.device_adapter import init_env
+    from src.network_define import TrainStep, build_detector, build_optimizer
+
+    init_env(cfg)
+    model, infer_net = build_detector(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    times = []
+    if mode == "train":
+        optimizer = build_optimizer(cfg, model.trainable_params(), get_lr(cfg, steps + 1))
+        trainer = TrainStep(model, optimizer, cfg)
+        batch = random_train_batch(cfg, rng)
+        for index in range(steps + 1):
+            start = time.perf_counter()
+            trainer.step(batch, index)
+            times.append(time.perf_counter() - start)
+    else:
+        from src.dataset import TransformParams, prepare_image
+
+        infer_net.set_train(False)
+        params = TransformParams.from_config(cfg)
+        image = rng.integers(0, 256, (cfg.img_height, cfg.img_width, 3), dtype=np.uint8)
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            img, meta = prepare_image(image, params)
+            outputs = [output.asnumpy()[0] for output in infer_net(ms.Tensor(img[None]), ms.Tensor(meta[None]))]
+            for detection in postprocess_image(*outputs, meta, cfg.test_cfg.rcnn.mask_thr_binary):
+                encode_mask(detection["mask"])
+            times.append(time.perf_counter() - start)
+    steady = [1000.0 * value for value in times[1:]]
+    return {
+        "mode": mode, "device_target": cfg.device_target, "exec_mode": cfg.mode,
+        "size": [cfg.img_height, cfg.img_width], "batch": cfg.batch_size if mode == "train" else 1,
+        "steps": steps, "compile_s": round(times[0], 3),
+        "median_ms": round(statistics.median(steady), 2), "min_ms": round(min(steady), 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="config YAML")
+    parser.add_argument("--mode", choices=("train", "infer"), required=True)
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True, help="input height width")
+    parser.add_argument("--batch", type=int, default=None, help="train batch size (default: the config's)")
+    parser.add_argument("--steps", type=int, default=5, help="timed calls after the first (default 5)")
+    parser.add_argument("--exec_mode", choices=("graph", "pynative"), default=None,
+                        help="MindSpore execution mode (the config key 'mode'; default: the config's)")
+    args, overrides = parser.parse_known_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    pairs = {"img_height": args.size[0], "img_width": args.size[1]}
+    if args.batch is not None:
+        pairs["batch_size"] = args.batch
+    if args.exec_mode is not None:
+        pairs["mode"] = args.exec_mode
+    cfg = load_config(args.config, overrides + [token for key, value in pairs.items()
+                                                for token in (f"--{key}", str(value))])
+    print(json.dumps(benchmark(cfg, args.mode, args.steps)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

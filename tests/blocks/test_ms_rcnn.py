@@ -1,0 +1,102 @@
+"""MsRcnn on the tiny config: GRAPH and PYNATIVE give the same losses and gradients for the same weights and batch,
+every loss is finite, a batch without valid gt gives zero box/mask/MaskIoU losses, and MsRcnnInfer's shapes."""
+import numpy as np
+import pytest
+import mindspore as ms
+from mindspore import Tensor, nn
+
+from src.blocks.ms_rcnn import MsRcnn, MsRcnnInfer
+
+LOSS_NAMES = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_mask", "loss_mask_iou")
+
+
+class TotalLoss(nn.Cell):
+    """Sum of the six losses, and the losses themselves."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def construct(self, *batch):
+        losses = self.model(*batch)
+        return losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5], losses
+
+
+def make_batch(cfg, with_gts=True, seed=0):
+    rng = np.random.default_rng(seed)
+    batch, num_gts, size = cfg.batch_size, cfg.num_gts, cfg.img_height
+    mask_size = size // cfg.mask_divider
+    img = rng.normal(size=(batch, 3, size, size)).astype(np.float32)
+    img_meta = np.tile(np.array([[size, size, size, size, 1, 1]], np.float32), (batch, 1))
+    img_meta[1, 2] = size - 32
+    gt_bboxes = np.zeros((batch, num_gts, 4), np.float32)
+    gt_labels = np.zeros((batch, num_gts), np.int32)
+    gt_valids = np.zeros((batch, num_gts), bool)
+    gt_masks = np.zeros((batch, num_gts, mask_size, mask_size), np.uint8)
+    if with_gts:
+        for image in range(batch):
+            for gt in range(3):
+                x1, y1 = rng.integers(0, 40, 2) * 2
+                width, height = rng.integers(8, 22, 2) * 2
+                gt_bboxes[image, gt] = [x1, y1, x1 + width, y1 + height]
+                gt_labels[image, gt] = rng.integers(1, cfg.num_classes)
+                gt_valids[image, gt] = True
+                gt_masks[image, gt, y1 // 2:(y1 + height) // 2, x1 // 2:(x1 + width) // 2] = 1
+    return tuple(Tensor(a) for a in (img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks))
+
+
+def losses_and_grads(model, batch, mode):
+    ms.set_context(mode=mode, device_target="CPU")
+    model.set_train(True)
+    total = TotalLoss(model)
+    step = ms.value_and_grad(total, None, model.trainable_params(), has_aux=True)
+    if mode == ms.GRAPH_MODE:
+        step = ms.jit(step)
+    (_, losses), grads = step(*batch)
+    return np.array([loss.asnumpy() for loss in losses]), [grad.asnumpy() for grad in grads]
+
+
+def test_graph_and_pynative_agree(tiny_cfg):
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    ms.set_seed(0)
+    graph_model = MsRcnn(tiny_cfg)
+    pynative_model = MsRcnn(tiny_cfg)
+    for source, target in zip(graph_model.get_parameters(), pynative_model.get_parameters()):
+        target.set_data(source.data.copy())
+    batch = make_batch(tiny_cfg)
+    graph_losses, graph_grads = losses_and_grads(graph_model, batch, ms.GRAPH_MODE)
+    pynative_losses, pynative_grads = losses_and_grads(pynative_model, batch, ms.PYNATIVE_MODE)
+    assert np.all(np.isfinite(graph_losses)), dict(zip(LOSS_NAMES, graph_losses))
+    assert np.all(graph_losses > 0), dict(zip(LOSS_NAMES, graph_losses))
+    np.testing.assert_allclose(graph_losses, pynative_losses, rtol=1e-4, atol=1e-5)
+    assert len(graph_grads) == len(pynative_grads) == len(graph_model.trainable_params())
+    for graph_grad, pynative_grad in zip(graph_grads, pynative_grads):
+        assert np.all(np.isfinite(graph_grad))
+        np.testing.assert_allclose(graph_grad, pynative_grad, rtol=1e-3, atol=1e-5)
+
+
+def test_no_valid_gt_gives_zero_instance_losses(tiny_cfg):
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    model = MsRcnn(tiny_cfg)
+    model.set_train(True)
+    losses = np.array([loss.asnumpy() for loss in model(*make_batch(tiny_cfg, with_gts=False))])
+    assert np.all(np.isfinite(losses))
+    assert losses[0] > 0 and losses[2] > 0
+    np.testing.assert_array_equal(losses[[1, 3, 4, 5]], 0.0)
+
+
+def test_inference_shapes(tiny_cfg):
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    infer = MsRcnnInfer(MsRcnn(tiny_cfg))
+    infer.set_train(False)
+    img, img_meta = make_batch(tiny_cfg)[:2]
+    bboxes, labels, scores, mask_probs, mask_ious, valids = infer(img, img_meta)
+    batch, max_det = tiny_cfg.batch_size, tiny_cfg.test_cfg.rcnn.max_per_img
+    assert bboxes.shape == (batch, max_det, 4) and labels.shape == (batch, max_det)
+    assert scores.shape == mask_ious.shape == valids.shape == (batch, max_det)
+    assert mask_probs.shape == (batch, max_det, 28, 28)
+    assert labels.dtype == ms.int32 and valids.dtype == ms.bool_
+    assert np.all((mask_probs.asnumpy() >= 0) & (mask_probs.asnumpy() <= 1))
+    labels_np, valids_np = labels.asnumpy(), valids.asnumpy()
+    assert np.all((labels_np[valids_np] >= 1) & (labels_np[valids_np] < tiny_cfg.num_classes))
+    assert np.all(bboxes.asnumpy()[1, :, 3] <= tiny_cfg.img_height - 32 + 1e-4)

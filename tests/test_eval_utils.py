@@ -1,0 +1,130 @@
+"""Tests of src/eval_utils.py against a hand-made COCO ground truth."""
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from src.eval_utils import (boxes_to_original, correlations, decode_mask, encode_mask, evaluate_predictions,
+                            load_predictions, paste_mask, postprocess_image, save_json_atomic)
+
+CATEGORY_IDS = (3, 7)  # deliberately not 1..K: results must carry the real ids
+
+
+def rectangle_mask(height, width, x1, y1, x2, y2):
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[y1:y2, x1:x2] = 1
+    return mask
+
+
+def make_gt():
+    """Two 60x80 images; image 1: a category-3 box and a category-7 box; image 2: one category-7 box."""
+    objects = {1: [(3, (5, 5, 35, 25)), (7, (40, 20, 70, 55))], 2: [(7, (10, 10, 50, 40))]}
+    images, annotations = [], []
+    for image_id, items in objects.items():
+        images.append({"id": image_id, "height": 60, "width": 80, "file_name": f"{image_id}.jpg"})
+        for category_id, (x1, y1, x2, y2) in items:
+            mask = rectangle_mask(60, 80, x1, y1, x2, y2)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
+                                "segmentation": encode_mask(mask), "area": float(mask.sum()),
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": 0})
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations,
+                    "categories": [{"id": 3, "name": "door"}, {"id": 7, "name": "hood"}]}
+    coco.createIndex()
+    return coco, objects
+
+
+def prediction(image_id, category_id, box, mask_box, score, mask_iou):
+    x1, y1, x2, y2 = box
+    return {"image_id": image_id, "category_id": category_id, "label": CATEGORY_IDS.index(category_id) + 1,
+            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score, "mask_iou": mask_iou,
+            "segmentation": encode_mask(rectangle_mask(60, 80, *mask_box))}
+
+
+def perfect_predictions(objects):
+    return [prediction(image_id, category_id, box, box, 0.9, 0.8)
+            for image_id, items in objects.items() for category_id, box in items]
+
+
+def test_perfect_predictions_give_ap_one_and_reload_gives_same_numbers(tmp_path):
+    coco, objects = make_gt()
+    predictions = perfect_predictions(objects)
+    metrics = evaluate_predictions(coco, predictions)
+    assert metrics["bbox_mAP"] == pytest.approx(1.0)
+    assert metrics["seg_mAP"] == pytest.approx(1.0)
+    assert metrics["segm_stats"][1] == pytest.approx(1.0)  # AP50
+    assert metrics["segm_stats"][3] == pytest.approx(1.0)  # the 30x20 box is small (area < 32*32)
+    assert metrics["segm_stats"][5] == -1.0  # no gt is large (area > 96*96): COCO reports -1
+    path = save_json_atomic(predictions, tmp_path / "pred.json")
+    reloaded = evaluate_predictions(coco, load_predictions(path))
+    assert reloaded["bbox_stats"] == metrics["bbox_stats"]
+    assert reloaded["segm_stats"] == metrics["segm_stats"]
+    assert list(metrics["per_category"]["category_id"]) == [3, 7]
+    assert np.allclose(metrics["per_category"]["segm_AP"], [1.0, 1.0])
+
+
+def test_rescoring_by_mask_iou_reorders_detections():
+    """Category 3 has one gt (image 1). Detection A: higher class score, bad mask (IoU 0.3), low predicted IoU;
+    detection B: lower class score, perfect mask, high predicted IoU. Ranked by class score A comes first and is a
+    false positive at every IoU threshold >= 0.5, so precision is 1/2 at full recall: AP = 0.5. Ranked by
+    score * mask_iou B comes first: AP = 1."""
+    coco, _ = make_gt()
+    gt_box = (5, 5, 35, 25)
+    # A's mask: a 9x20 strip inside the 30x20 gt -> IoU = 180 / 600 = 0.3
+    bad = prediction(1, 3, gt_box, (5, 5, 14, 25), score=0.9, mask_iou=0.2)
+    good = prediction(1, 3, gt_box, gt_box, score=0.8, mask_iou=0.95)
+    metrics = evaluate_predictions(coco, [bad, good])
+    per_category = metrics["per_category"].set_index("category_id")
+    assert per_category.loc[3, "segm_AP"] == pytest.approx(1.0)
+    assert per_category.loc[7, "segm_AP"] == pytest.approx(0.0)
+    # category 7 has gt but no detection: AP 0; the means are over both categories
+    assert metrics["seg_mAP"] == pytest.approx(0.5)
+    assert metrics["seg_mAP_cls_score"] == pytest.approx(0.25)
+    # predicted IoUs (0.2, 0.95) vs real IoUs (0.3, 1.0): same order
+    assert metrics["mask_iou_pearson"] == pytest.approx(1.0)
+    assert metrics["mask_iou_spearman"] == pytest.approx(1.0)
+
+
+def test_correlations_against_hand_computed_values():
+    predicted = np.array([0.1, 0.2, 0.3, 0.4])
+    real = np.array([0.4, 0.3, 0.2, 0.1])
+    assert correlations(predicted, real)["pearson"] == pytest.approx(-1.0)
+    # monotone but non-linear: Spearman 1, Pearson < 1
+    result = correlations(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 100.0]))
+    assert result["spearman"] == pytest.approx(1.0)
+    assert result["pearson"] < 0.9
+    assert np.isnan(correlations(np.array([0.5]), np.array([0.5]))["pearson"])
+
+
+def test_paste_mask_on_a_known_box():
+    probs = np.zeros((28, 28), dtype=np.float32)
+    probs[:, :14] = 0.9  # left half of the box
+    pasted = paste_mask(probs, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5)
+    expected = rectangle_mask(60, 50, 10, 20, 24, 48)
+    assert np.array_equal(pasted, expected)
+    # a 56x56 box: the resized map doubles, still the left half
+    pasted = paste_mask(probs, (0, 0, 56, 56), img_h=60, img_w=80, threshold=0.5)
+    assert pasted[:56, :27].all() and not pasted[:, 29:].any() and not pasted[56:].any()
+    # a box leaving the image is cut, not wrapped
+    pasted = paste_mask(np.ones((28, 28), np.float32), (40, 50, 68, 78), img_h=60, img_w=50, threshold=0.5)
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 40, 50, 50, 60))
+
+
+def test_postprocess_rescales_boxes_clips_and_drops_invalid():
+    img_meta = np.array([50, 100, 25, 50, 0.5, 0.5], dtype=np.float32)  # original 50x100 shown at half size
+    bboxes = np.array([[5, 5, 19, 12], [40, 10, 60, 30], [0, 0, 1, 1]], dtype=np.float32)
+    boxes = boxes_to_original(bboxes[:2], img_meta)
+    assert np.allclose(boxes, [[10, 10, 38, 24], [80, 20, 100, 50]])  # second box clipped at x=100, y=50
+    probs = np.ones((3, 28, 28), dtype=np.float32)
+    detections = postprocess_image(bboxes, np.array([1, 2, 1]), np.array([0.3, 0.9, 0.99]), probs,
+                                   np.array([0.5, 0.6, 0.7]), np.array([True, True, False]), img_meta, 0.5)
+    assert [d["label"] for d in detections] == [2, 1]  # sorted by class score, the invalid row dropped
+    assert detections[1]["mask"].shape == (50, 100)
+    assert detections[1]["mask"].sum() == 28 * 14
+    assert np.array_equal(decode_mask(encode_mask(detections[0]["mask"])), detections[0]["mask"])
+
+
+def test_load_predictions_rejects_wrong_content(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('[{"image_id": 1}]')
+    with pytest.raises(ValueError, match="bad.json"):
+        load_predictions(path)

@@ -1,0 +1,192 @@
+"""Tests of the training step (src/network_define.py) and the training loop (train.py) in GRAPH mode.
+
+The loop tests use a small stand-in detector with the MsRcnn / MsRcnnInfer interfaces (six losses; inference
+outputs) so that they compile in seconds; the data pipeline, schedule, optimizer, logging, checkpoints, evaluation
+and resume are the real ones.
+"""
+import csv
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Parameter, Tensor, nn, ops
+
+import train as train_module
+from src.callback import NonFiniteLossError, read_checkpoint_state
+from src.model_utils.config import Config
+from src.network_define import TrainStep, build_optimizer, split_weight_decay
+
+
+class ToyDetector(nn.Cell):
+    """Six losses of a 1x1 convolution regressing the gt mask coverage; NaN from call ``nan_after`` + 1 on."""
+
+    def __init__(self, cfg, nan_after: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        self.conv = nn.Conv2d(3, 1, 1, has_bias=True, weight_init="zeros", bias_init="zeros")
+        self.frozen = Parameter(Tensor(np.ones(3), ms.float32), name="frozen", requires_grad=False)
+        self.calls = Parameter(Tensor(0, ms.int32), name="calls", requires_grad=False)
+        self.nan_after = nan_after
+
+    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+        ops.assign_add(self.calls, Tensor(1, ms.int32))
+        prediction = self.conv(img[:, :, ::8, ::8] / 100.0).mean()
+        target = ops.cast(gt_valids, ms.float32).mean()
+        loss = ops.square(prediction - target) + 0.01
+        if self.nan_after > 0:
+            loss = ops.select(self.calls > self.nan_after, loss * np.nan, loss)
+        return loss, loss * 0.5, loss * 0.25, loss * 0.125, loss * 2.0, loss * 0.1
+
+
+class ToyInfer(nn.Cell):
+    """One detection per image: the whole scaled content, label 1, full mask, score 0.9, predicted IoU 0.8."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.max_per_img = model.cfg.test_cfg.rcnn.max_per_img
+
+    def construct(self, img, img_meta):
+        batch = img.shape[0]
+        boxes = ops.zeros((batch, self.max_per_img, 4), ms.float32)
+        boxes[:, 0, 2] = img_meta[:, 3]
+        boxes[:, 0, 3] = img_meta[:, 2]
+        labels = ops.ones((batch, self.max_per_img), ms.int32)
+        scores = ops.ones((batch, self.max_per_img), ms.float32) * 0.9 + self.model.conv.bias * 0.0
+        masks = ops.ones((batch, self.max_per_img, 28, 28), ms.float32)
+        ious = ops.ones((batch, self.max_per_img), ms.float32) * 0.8
+        valids = ops.zeros((batch, self.max_per_img), ms.bool_)
+        valids[:, 0] = True
+        return boxes, labels, scores, masks, ious, valids
+
+
+@pytest.fixture(autouse=True)
+def graph_mode():
+    ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+
+
+def make_cfg(tiny_cfg, tmp_path, data_dir, **overrides) -> Config:
+    values = {**tiny_cfg.to_dict(), "train_dataset": str(data_dir), "val_dataset": str(data_dir),
+              "train_outputs": str(tmp_path / "experiments"), "brief": "test", "lr": 0.05, "warmup_step": 0,
+              "lr_steps": [100], "epoch_size": 2, "log_interval": 1, "save_every": 1, "keep_checkpoint_max": 2,
+              "run_eval": 1, "eval_every": 1, "loss_scale": 1.0, "weight_decay": 0.0, "resume": ""}
+    values.update(overrides)
+    return Config.from_dict(values)
+
+
+def fixed_batch(cfg):
+    rng = np.random.default_rng(0)
+    b, g, h, w = cfg.batch_size, cfg.num_gts, cfg.img_height, cfg.img_width
+    valids = np.zeros((b, g), bool)
+    valids[:, :3] = True
+    return [Tensor(rng.standard_normal((b, 3, h, w)).astype(np.float32)),
+            Tensor(np.tile(np.array([h, w, h, w, 1, 1], np.float32), (b, 1))),
+            Tensor(np.zeros((b, g, 4), np.float32)), Tensor(np.ones((b, g), np.int32)), Tensor(valids),
+            Tensor(np.zeros((b, g, h // 2, w // 2), np.uint8))]
+
+
+def snapshot(model):
+    return {param.name: param.asnumpy().copy() for param in model.trainable_params()}
+
+
+def test_steps_lower_the_loss_and_frozen_parameters_are_left_out(tiny_cfg, tmp_path):
+    cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.05)
+    model = ToyDetector(cfg)
+    decayed, not_decayed = split_weight_decay(list(model.get_parameters()))
+    assert [p.name for p in decayed] == ["conv.weight"] and [p.name for p in not_decayed] == ["conv.bias"]
+    optimizer = build_optimizer(cfg, model.trainable_params(), np.full(10, 0.05, np.float32))
+    assert "frozen" not in [param.name for param in optimizer.parameters]
+    trainer = TrainStep(model, optimizer, cfg)
+    batch = fixed_batch(cfg)
+    losses = [trainer.step(batch, index).total_loss for index in range(4)]
+    assert losses[-1] < losses[0]
+    assert model.frozen.asnumpy().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_accumulating_two_equal_batches_equals_one_step(tiny_cfg, tmp_path):
+    batch = fixed_batch(make_cfg(tiny_cfg, tmp_path, tmp_path))
+    results = []
+    for accumulate_step, calls in ((1, 1), (2, 2)):
+        cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, accumulate_step=accumulate_step, lr=0.05)
+        model = ToyDetector(cfg)
+        optimizer = build_optimizer(cfg, model.trainable_params(), np.full(4, 0.05, np.float32))
+        trainer = TrainStep(model, optimizer, cfg)
+        updated = [trainer.step(batch, index).updated for index in range(calls)]
+        assert updated[-1] and not any(updated[:-1])
+        results.append(snapshot(model))
+    for name in results[0]:
+        assert np.allclose(results[0][name], results[1][name], atol=1e-6), name
+
+
+def test_grad_clip_bounds_the_update(tiny_cfg, tmp_path):
+    cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, grad_clip=1e-3, lr=1.0, momentum=0.0)
+    model = ToyDetector(cfg)
+    before = snapshot(model)
+    trainer = TrainStep(model, build_optimizer(cfg, model.trainable_params(), np.ones(2, np.float32)), cfg)
+    trainer.step(fixed_batch(cfg), 0)
+    after = snapshot(model)
+    change = np.sqrt(sum(np.sum((after[name] - before[name]) ** 2) for name in before))
+    assert 0 < change <= 1e-3 + 1e-7  # lr 1 x clipped gradient norm 1e-3
+
+
+def read_csv(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_train_writes_logs_checkpoints_metrics_and_resumes(tiny_cfg, tmp_path, parts_dataset, monkeypatch):
+    data_dir, _ = parts_dataset  # 6 images, batch 2: 3 steps per epoch
+    models = []
+
+    def build(cfg):
+        model = ToyDetector(cfg)
+        models.append(model)
+        return model, ToyInfer(model)
+
+    monkeypatch.setattr(train_module, "build_detector", build)
+    cfg = make_cfg(tiny_cfg, tmp_path, data_dir)
+    exp_dir = train_module.train(cfg, ["--brief", "test"])
+    assert exp_dir.name.endswith("_MSRCNN_test_128x128_bs-2_lr-0.05_div-2")
+    log = (exp_dir / "train.log").read_text()
+    assert "Train dataset size: 3" in log and "Number of parameters: 8 (trainable: 4)" in log
+    assert "epoch: 1, step: 3, loss_rpn_cls: " in log and ", lr: 0.050000, step_time: " in log
+    assert "Train epoch time:" in log and "Result metrics for epoch 2: {'loss': " in log
+    assert (exp_dir / "config.yaml").is_file() and "git_commit:" in (exp_dir / "command.txt").read_text()
+    steps = read_csv(exp_dir / "losses.csv")
+    assert [int(row["global_step"]) for row in steps] == [1, 2, 3, 4, 5, 6]
+    assert float(steps[0]["loss_mask"]) == pytest.approx(2.0 * float(steps[0]["loss_rpn_cls"]), rel=1e-4)
+    epochs = read_csv(exp_dir / "metrics.csv")
+    assert [row["epoch"] for row in epochs] == ["1", "2"]
+    assert 0.0 <= float(epochs[1]["seg_mAP"]) <= 1.0
+    checkpoints = sorted(path.name for path in (exp_dir / "checkpoints").iterdir())
+    assert checkpoints == ["msrcnn-2_2.ckpt", "msrcnn-2_3.ckpt"]  # keep_checkpoint_max = 2
+    assert list((exp_dir / "best_ckpt").glob("msrcnn-best-e*-segm*.ckpt"))
+    state = read_checkpoint_state(ms.load_checkpoint(str(exp_dir / "checkpoints" / "msrcnn-2_3.ckpt")))
+    assert state == {"epoch": 2, "step": 3, "global_step": 6}
+    trained_weight = models[-1].conv.weight.asnumpy().copy()
+
+    resumed_cfg = make_cfg(tiny_cfg, tmp_path, data_dir, epoch_size=3, resume=str(exp_dir), run_eval=0)
+    assert train_module.train(resumed_cfg) == exp_dir
+    log = (exp_dir / "train.log").read_text()
+    assert "msrcnn-2_3.ckpt: epoch 3, step 0 (global step 6)" in log
+    assert [int(row["global_step"]) for row in read_csv(exp_dir / "losses.csv")][-3:] == [7, 8, 9]
+    state = read_checkpoint_state(ms.load_checkpoint(str(exp_dir / "checkpoints" / "msrcnn-3_3.ckpt")))
+    assert state == {"epoch": 3, "step": 3, "global_step": 9}
+    resumed_model = models[-1]
+    assert not np.allclose(resumed_model.conv.weight.asnumpy(), 0.0)  # started from the checkpoint, not zeros
+    assert not np.allclose(resumed_model.conv.weight.asnumpy(), trained_weight)  # and trained further
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, parts_dataset,
+                                                                            monkeypatch):
+    data_dir, _ = parts_dataset
+    monkeypatch.setattr(train_module, "build_detector", lambda cfg: (lambda m: (m, ToyInfer(m)))(
+        ToyDetector(cfg, nan_after=2)))
+    cfg = make_cfg(tiny_cfg, tmp_path, data_dir, run_eval=0)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 3: loss=nan .*msrcnn-1_2\.ckpt"):
+        train_module.train(cfg)
+    exp_dir = next((tmp_path / "experiments").iterdir())
+    assert "non-finite loss at epoch 1, step 3" in (exp_dir / "train.log").read_text()
+    good = exp_dir / "checkpoints" / "msrcnn-1_2.ckpt"
+    assert read_checkpoint_state(ms.load_checkpoint(str(good)))["global_step"] == 2
+    assert sorted(path.name for path in (exp_dir / "checkpoints").iterdir()) == ["msrcnn-1_1.ckpt", "msrcnn-1_2.ckpt"]
