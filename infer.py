@@ -8,7 +8,8 @@ The JSON maps each image path to ``{"height", "width", "predictions": [{"bbox": 
 original image's pixels. ``score`` is the class confidence, ``iou_score`` the predicted IoU of the mask; the mask
 score of Mask Scoring R-CNN is their product. ``category_id`` is the id used by the dataset annotation file
 (val_dataset, else train_dataset) when one is readable, otherwise the label. Images are .jpg, .jpeg, .png or .bmp
-(any case); unreadable files are reported by name and skipped. ``--visualize DIR`` writes one overlay PNG per image.
+(any case); unreadable files are reported by name and skipped. ``--visualize DIR`` writes one overlay PNG per image
+with the detections whose mask score (score * iou_score) reaches ``visualize_score_thr``.
 """
 import colorsys
 import logging
@@ -134,7 +135,9 @@ def predict(cfg: Config) -> Dict[str, object]:
                                               for detection in detections]}
         if visualize_dir is not None:
             overlay_path = visualize_dir / f"{path.name}.png"
-            cv2.imwrite(str(overlay_path), draw_overlay(image, detections, cfg.coco_classes))
+            shown = [detection for detection in detections
+                     if detection["score"] * detection["mask_iou"] >= cfg.visualize_score_thr]
+            cv2.imwrite(str(overlay_path), draw_overlay(image, shown, cfg.coco_classes))
         logger.info("%s: %d detections", path, len(detections))
     if not results:
         raise ValueError(f"pred_input: none of the {len(images)} image(s) could be read: {skipped}")

@@ -2,7 +2,9 @@
 # Builds the RoIAlign custom-op kernels into src/blocks/roi_extractors/lib/:
 #   libroi_align_cpu.so   from src/blocks/roi_extractors/cpu/roi_align.cpp            (g++, required)
 #   libroi_align_cuda.so  from src/blocks/roi_extractors/cuda/roi_align_cuda_kernel.cu (nvcc, optional)
-# A library is rebuilt only when its source is newer (or --force is given). Works from any directory.
+# Both include src/blocks/roi_extractors/common/roi_align_math.h (shared RoIAlign math).
+# A library is rebuilt only when its source or the shared header is newer (or --force is given). Works from any
+# directory.
 set -euo pipefail
 
 usage() {
@@ -29,12 +31,13 @@ roi_dir="$repo_root/src/blocks/roi_extractors"
 lib_dir="$roi_dir/lib"
 cpu_src="$roi_dir/cpu/roi_align.cpp"
 cuda_src="$roi_dir/cuda/roi_align_cuda_kernel.cu"
+shared_header="$roi_dir/common/roi_align_math.h"
 cpu_lib="$lib_dir/libroi_align_cpu.so"
 cuda_lib="$lib_dir/libroi_align_cuda.so"
 mkdir -p "$lib_dir"
 
 needs_build() {  # needs_build <library> <source>
-    [[ "$force" == 1 || ! -f "$1" || "$2" -nt "$1" || "${BASH_SOURCE[0]}" -nt "$1" ]]
+    [[ "$force" == 1 || ! -f "$1" || "$2" -nt "$1" || "$shared_header" -nt "$1" || "${BASH_SOURCE[0]}" -nt "$1" ]]
 }
 
 cxx="${CXX:-g++}"
@@ -48,7 +51,7 @@ if [[ "${OPENMP:-1}" == 1 ]]; then
 fi
 if needs_build "$cpu_lib" "$cpu_src"; then
     echo "building $cpu_lib"
-    "$cxx" -O3 -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$cpu_lib.tmp" "$cpu_src"
+    "$cxx" -O3 -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -I "$roi_dir" -o "$cpu_lib.tmp" "$cpu_src"
     mv "$cpu_lib.tmp" "$cpu_lib"
 else
     echo "$cpu_lib is up to date"
@@ -68,7 +71,7 @@ if needs_build "$cuda_lib" "$cuda_src"; then
     for arch in ${CUDA_ARCHS:-80 90}; do
         gencode+=(-gencode "arch=compute_${arch},code=sm_${arch}")
     done
-    "$nvcc_bin" --shared -Xcompiler -fPIC -O3 "${gencode[@]}" -o "$cuda_lib.tmp" "$cuda_src"
+    "$nvcc_bin" --shared -Xcompiler -fPIC -O3 "${gencode[@]}" -I "$roi_dir" -o "$cuda_lib.tmp" "$cuda_src"
     mv "$cuda_lib.tmp" "$cuda_lib"
 else
     echo "$cuda_lib is up to date"

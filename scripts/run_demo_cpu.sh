@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end demo on CPU: environment, synthetic car-parts data, kernels, a short training of the tiny config,
+# End-to-end demo on CPU: environment, synthetic car-parts data, kernels, training of a small model from scratch,
 # evaluation, inference with overlays and training curves. Everything goes to OUT_DIR (default outputs/demo).
 # Usage: bash scripts/run_demo_cpu.sh [--key value ...]   (config overrides for training, e.g. --epoch_size 4)
-# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), DEMO_CONFIG (default configs/tiny_parts.yaml),
-#              DEMO_IMAGES (synthetic images generated when DATA_DIR is empty, default 60).
+# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), DEMO_CONFIG (default configs/demo_parts_cpu.yaml),
+#              DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300).
 set -euo pipefail
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
@@ -22,13 +22,12 @@ fi
 export PYTHON=python DEVICE_TARGET=CPU
 data_dir="$(realpath -m "${DATA_DIR:-$root/data/synthetic_car_damage}")"
 out_dir="$(realpath -m "${OUT_DIR:-$root/outputs/demo}")"
-config="$(realpath -m "${DEMO_CONFIG:-$root/configs/tiny_parts.yaml}")"
+config="$(realpath -m "${DEMO_CONFIG:-$root/configs/demo_parts_cpu.yaml}")"
 mkdir -p "$out_dir"
 
 if [ ! -f "$data_dir/parts/train/labels.json" ]; then
     echo "== Generating the synthetic dataset in $data_dir"
-    python -m src.tools.make_synthetic_car_damage --out "$data_dir" --seed 0 --num-images "${DEMO_IMAGES:-60}" \
-        --size 256 256
+    python -m src.tools.make_synthetic_car_damage --out "$data_dir" --seed 0 --num-images "${DEMO_IMAGES:-300}"
 fi
 echo "== Building the RoIAlign kernels"
 bash scripts/build_custom.sh
@@ -36,7 +35,7 @@ bash scripts/build_custom.sh
 cd "$out_dir"
 echo "== Training (log: $out_dir/LOG/train.log)"
 bash "$root/scripts/run_standalone_train_gpu.sh" "$config" "$data_dir/parts/train" "$data_dir/parts/validation" \
-    "$out_dir/train_outputs" demo --epoch_size 2 --eval_every 1 "$@"
+    "$out_dir/train_outputs" demo-parts "$@"
 experiment="$(ls -td "$out_dir"/train_outputs/*/ | head -1)"
 experiment="${experiment%/}"
 checkpoint="$(ls -t "$experiment"/checkpoints/*.ckpt | head -1)"

@@ -403,3 +403,4 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("img_mean", lambda v: len(v) == 3, "3 numbers (one per channel)")
     check("img_std", lambda v: len(v) == 3 and all(s > 0 for s in v), "3 positive numbers")
     check("flip_ratio", unit, "in [0, 1]")
+    check("visualize_score_thr", unit, "in [0, 1]")

@@ -152,13 +152,12 @@ def test_custom_matches_reference(mode, aligned, sampling_ratio):
     assert np.abs(expected[len(rois) - 4]).max() == 0.0  # the far-outside box samples nothing
 
 
-def test_custom_gradient_matches_finite_differences():
-    """RoIAlign is linear in the features, so a central difference with a large step is exact up to rounding."""
-    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
-    rois = all_rois()
-    features, grad_out = features_and_grad_out(len(rois), 4, seed=3)
-    direction = np.random.default_rng(4).standard_normal(features.shape).astype(np.float32)
-    cell = RoIAlign(4, 0.25, 0, False, impl="custom")
+def assert_gradient_matches_finite_differences(cell, features, rois, grad_out, direction_seed):
+    """The gradient of sum(cell(features, rois) * grad_out) along a random direction equals a central difference.
+
+    RoIAlign is linear in the features, so a central difference with a large step is exact up to rounding.
+    """
+    direction = np.random.default_rng(direction_seed).standard_normal(features.shape).astype(np.float32)
 
     def weighted_sum(feature_array):
         return float((cell(Tensor(feature_array), Tensor(rois)).asnumpy().astype(np.float64) * grad_out).sum())
@@ -169,6 +168,14 @@ def test_custom_gradient_matches_finite_differences():
     grad = ms.grad(lambda x: (cell(x, Tensor(rois)) * Tensor(grad_out)).sum())(Tensor(features)).asnumpy()
     assert abs(float((grad.astype(np.float64) * direction).sum()) - finite_difference) < 1e-3 * max(
         1.0, abs(finite_difference))
+
+
+def test_custom_gradient_matches_finite_differences():
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    rois = all_rois()
+    features, grad_out = features_and_grad_out(len(rois), 4, seed=3)
+    cell = RoIAlign(4, 0.25, 0, False, impl="custom")
+    assert_gradient_matches_finite_differences(cell, features, rois, grad_out, direction_seed=4)
 
 
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
@@ -213,18 +220,8 @@ def test_builtin_gradient_matches_finite_differences(aligned):
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     rois = in_image_rois()
     features, grad_out = features_and_grad_out(len(rois), 4, seed=5)
-    direction = np.random.default_rng(6).standard_normal(features.shape).astype(np.float32)
     cell = RoIAlign(4, 0.25, 2, aligned, impl="builtin")
-
-    def weighted_sum(feature_array):
-        return float((cell(Tensor(feature_array), Tensor(rois)).asnumpy().astype(np.float64) * grad_out).sum())
-
-    step = 0.5
-    finite_difference = (weighted_sum(features + step * direction) - weighted_sum(features - step * direction)) / (
-        2 * step)
-    grad = ms.grad(lambda x: (cell(x, Tensor(rois)) * Tensor(grad_out)).sum())(Tensor(features)).asnumpy()
-    assert abs(float((grad.astype(np.float64) * direction).sum()) - finite_difference) < 1e-3 * max(
-        1.0, abs(finite_difference))
+    assert_gradient_matches_finite_differences(cell, features, rois, grad_out, direction_seed=6)
 
 
 def test_builtin_rejects_adaptive_sampling():

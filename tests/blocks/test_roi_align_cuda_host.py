@@ -12,7 +12,8 @@ import pytest
 _SPEC = importlib.util.spec_from_file_location("roi_align_reference", Path(__file__).with_name("test_roi_align.py"))
 REFERENCE = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(REFERENCE)
-CUDA_SOURCE = Path(__file__).resolve().parents[2] / "src/blocks/roi_extractors/cuda/roi_align_cuda_kernel.cu"
+ROI_EXTRACTORS_DIR = Path(__file__).resolve().parents[2] / "src/blocks/roi_extractors"
+CUDA_SOURCE = ROI_EXTRACTORS_DIR / "cuda/roi_align_cuda_kernel.cu"
 
 HARNESS = r"""
 #include "{source}"
@@ -61,7 +62,7 @@ def harness(tmp_path_factory):
     (folder / "harness.cu").write_text(HARNESS.format(source=CUDA_SOURCE))
     library = folder / "harness.so"
     subprocess.run([nvcc, "--shared", "-Xcompiler", "-fPIC", "-O1", "-gencode", "arch=compute_80,code=sm_80",
-                    "-o", str(library), str(folder / "harness.cu")], check=True)
+                    "-I", str(ROI_EXTRACTORS_DIR), "-o", str(library), str(folder / "harness.cu")], check=True)
     return ctypes.CDLL(str(library))
 
 

@@ -7,15 +7,19 @@
 // The scalars tensor (sampling_ratio, aligned, spatial_scale_0 .. _{L-1}) lives in device memory and is read by the
 // kernels, so no host synchronisation is needed. One thread per output element (k, c, ph, pw); the backward
 // scatters with atomicAdd into gradients zeroed with cudaMemsetAsync on the op's stream.
-// The sampling geometry and the per-axis bilinear taps are the same functions, with the same indexing, as in the
-// CPU kernel. The per-element work is in __host__ __device__ functions (forward_element, backward_element), so it
-// can be run and checked on the host (tests/blocks/test_roi_align_cuda_host.py).
+// The sampling geometry, the per-axis bilinear taps and the input checks come from common/roi_align_math.h, shared
+// with the CPU kernel. The per-element work is in __host__ __device__ functions (forward_element, backward_element),
+// so it can be run and checked on the host (tests/blocks/test_roi_align_cuda_host.py).
 #include <cstdint>
 #include <cstring>
 
 #include <cuda_runtime.h>
 
+#include "common/roi_align_math.h"
+
 namespace {
+
+using namespace roi_align;  // shared math and input checks, common/roi_align_math.h
 
 constexpr int kMaxLevels = 8;
 constexpr int kThreadsPerBlock = 256;
@@ -27,72 +31,6 @@ struct LevelTable {
   int width[kMaxLevels];
 };
 
-struct RoiGeometry {
-  int batch;
-  float start_x;
-  float start_y;
-  float bin_w;
-  float bin_h;
-  int grid_w;
-  int grid_h;
-  float inv_count;
-};
-
-struct AxisTap {
-  int low;
-  int high;
-  float weight_low;
-  float weight_high;
-};
-
-__host__ __device__ inline RoiGeometry roi_geometry(const float *roi, float scale, int out, int sampling_ratio,
-                                                    bool aligned) {
-  RoiGeometry geometry;
-  geometry.batch = static_cast<int>(lrintf(roi[0]));
-  const float offset = aligned ? 0.5f : 0.0f;
-  geometry.start_x = roi[1] * scale - offset;
-  geometry.start_y = roi[2] * scale - offset;
-  float roi_w = roi[3] * scale - offset - geometry.start_x;
-  float roi_h = roi[4] * scale - offset - geometry.start_y;
-  if (!aligned) {
-    roi_w = fmaxf(roi_w, 1.0f);
-    roi_h = fmaxf(roi_h, 1.0f);
-  }
-  geometry.bin_w = roi_w / static_cast<float>(out);
-  geometry.bin_h = roi_h / static_cast<float>(out);
-  geometry.grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceilf(roi_w / static_cast<float>(out)));
-  geometry.grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceilf(roi_h / static_cast<float>(out)));
-  if (geometry.grid_w < 0) geometry.grid_w = 0;
-  if (geometry.grid_h < 0) geometry.grid_h = 0;
-  const int count = geometry.grid_w * geometry.grid_h;
-  geometry.inv_count = 1.0f / static_cast<float>(count > 1 ? count : 1);
-  return geometry;
-}
-
-__host__ __device__ inline AxisTap axis_tap(float coord, int size) {
-  AxisTap tap{0, 0, 0.0f, 0.0f};
-  if (coord < -1.0f || coord > static_cast<float>(size)) return tap;
-  if (coord <= 0.0f) coord = 0.0f;
-  int low = static_cast<int>(coord);
-  int high;
-  if (low >= size - 1) {
-    low = high = size - 1;
-    coord = static_cast<float>(low);
-  } else {
-    high = low + 1;
-  }
-  const float frac = coord - static_cast<float>(low);
-  tap.low = low;
-  tap.high = high;
-  tap.weight_low = 1.0f - frac;
-  tap.weight_high = frac;
-  return tap;
-}
-
-__host__ __device__ inline float sample_coord(float start, float bin, int p, int i, int grid) {
-  return start + p * bin + (i + 0.5f) * bin / static_cast<float>(grid);
-}
-
 // Decodes output element index -> (k, c, ph, pw) and checks the RoI's level and batch index.
 __host__ __device__ inline bool locate(int64_t index, int channels, int out, const float *rois,
                                        const int32_t *roi_levels, int num_levels, int batch_size, int64_t *k, int *c,
@@ -102,7 +40,7 @@ __host__ __device__ inline bool locate(int64_t index, int channels, int out, con
   *c = static_cast<int>((index / out / out) % channels);
   *k = index / out / out / channels;
   *level = roi_levels[*k];
-  const int batch = static_cast<int>(lrintf(rois[*k * 5]));
+  const int batch = static_cast<int>(roi_batch_index(rois + *k * 5));
   return *level >= 0 && *level < num_levels && batch >= 0 && batch < batch_size;
 }
 
@@ -113,9 +51,9 @@ __host__ __device__ inline float forward_element(const LevelTable &table, int nu
   int64_t k;
   int c, ph, pw, level;
   if (!locate(index, channels, out, rois, roi_levels, num_levels, batch_size, &k, &c, &ph, &pw, &level)) return 0.0f;
-  const int sampling_ratio = static_cast<int>(lrintf(scalars[0]));
-  const bool aligned = scalars[1] > 0.5f;
-  const RoiGeometry g = roi_geometry(rois + k * 5, scalars[2 + level], out, sampling_ratio, aligned);
+  const Settings settings = read_settings(scalars);
+  const RoiGeometry g =
+      roi_geometry(rois + k * 5, settings.scales[level], out, settings.sampling_ratio, settings.aligned);
   const int height = table.height[level];
   const int width = table.width[level];
   const float *feature =
@@ -123,13 +61,12 @@ __host__ __device__ inline float forward_element(const LevelTable &table, int nu
   float sum = 0.0f;
   for (int iy = 0; iy < g.grid_h; ++iy) {
     const AxisTap ty = axis_tap(sample_coord(g.start_y, g.bin_h, ph, iy, g.grid_h), height);
-    if (ty.weight_low == 0.0f && ty.weight_high == 0.0f) continue;
+    if (!tap_samples(ty)) continue;
     const float *row_low = feature + static_cast<int64_t>(ty.low) * width;
     const float *row_high = feature + static_cast<int64_t>(ty.high) * width;
     for (int ix = 0; ix < g.grid_w; ++ix) {
       const AxisTap tx = axis_tap(sample_coord(g.start_x, g.bin_w, pw, ix, g.grid_w), width);
-      sum += ty.weight_low * (tx.weight_low * row_low[tx.low] + tx.weight_high * row_low[tx.high]) +
-             ty.weight_high * (tx.weight_low * row_high[tx.low] + tx.weight_high * row_high[tx.high]);
+      sum += bilinear_value(row_low, row_high, ty, tx);
     }
   }
   return sum * g.inv_count;
@@ -143,9 +80,9 @@ __host__ __device__ inline void backward_element(const LevelTable &table, int nu
   int64_t k;
   int c, ph, pw, level;
   if (!locate(index, channels, out, rois, roi_levels, num_levels, batch_size, &k, &c, &ph, &pw, &level)) return;
-  const int sampling_ratio = static_cast<int>(lrintf(scalars[0]));
-  const bool aligned = scalars[1] > 0.5f;
-  const RoiGeometry g = roi_geometry(rois + k * 5, scalars[2 + level], out, sampling_ratio, aligned);
+  const Settings settings = read_settings(scalars);
+  const RoiGeometry g =
+      roi_geometry(rois + k * 5, settings.scales[level], out, settings.sampling_ratio, settings.aligned);
   const float bin_grad = grad_out[index] * g.inv_count;
   if (bin_grad == 0.0f) return;
   const int height = table.height[level];
@@ -154,17 +91,14 @@ __host__ __device__ inline void backward_element(const LevelTable &table, int nu
       table.grads[level] + (static_cast<int64_t>(g.batch) * channels + c) * height * static_cast<int64_t>(width);
   for (int iy = 0; iy < g.grid_h; ++iy) {
     const AxisTap ty = axis_tap(sample_coord(g.start_y, g.bin_h, ph, iy, g.grid_h), height);
-    if (ty.weight_low == 0.0f && ty.weight_high == 0.0f) continue;
+    if (!tap_samples(ty)) continue;
     float *row_low = feature_grad + static_cast<int64_t>(ty.low) * width;
     float *row_high = feature_grad + static_cast<int64_t>(ty.high) * width;
     const float grad_low = bin_grad * ty.weight_low;
     const float grad_high = bin_grad * ty.weight_high;
     for (int ix = 0; ix < g.grid_w; ++ix) {
       const AxisTap tx = axis_tap(sample_coord(g.start_x, g.bin_w, pw, ix, g.grid_w), width);
-      add(row_low + tx.low, grad_low * tx.weight_low);
-      add(row_low + tx.high, grad_low * tx.weight_high);
-      add(row_high + tx.low, grad_high * tx.weight_low);
-      add(row_high + tx.high, grad_high * tx.weight_high);
+      bilinear_scatter(row_low, row_high, grad_low, grad_high, tx, add);
     }
   }
 }
@@ -211,15 +145,6 @@ bool read_levels(int num_levels, int first, int *ndims, int64_t **shapes, const 
   return true;
 }
 
-bool check_roi_inputs(int rois_i, int num_levels, int *ndims, int64_t **shapes, const char **dtypes) {
-  const int levels_i = rois_i + 1;
-  const int scalars_i = rois_i + 2;
-  return ndims[rois_i] == 2 && shapes[rois_i][1] == 5 && std::strcmp(dtypes[rois_i], "float32") == 0 &&
-         ndims[levels_i] == 1 && shapes[levels_i][0] == shapes[rois_i][0] &&
-         std::strcmp(dtypes[levels_i], "int32") == 0 && ndims[scalars_i] == 1 &&
-         shapes[scalars_i][0] == num_levels + 2 && std::strcmp(dtypes[scalars_i], "float32") == 0;
-}
-
 int launch_blocks(int64_t total) {
   const int64_t blocks = (total + kThreadsPerBlock - 1) / kThreadsPerBlock;
   return static_cast<int>(blocks < 65535 * 8 ? (blocks > 0 ? blocks : 1) : 65535 * 8);
@@ -238,13 +163,8 @@ extern "C" int RoIAlignForward(int nparam, void **params, int *ndims, int64_t **
   if (!read_levels(num_levels, 0, ndims, shapes, dtypes, &table, &batch_size, &channels)) return 1;
   if (!check_roi_inputs(num_levels, num_levels, ndims, shapes, dtypes)) return 1;
   const int out_i = num_levels + 4;
-  const int template_i = num_levels + 3;
   const int64_t num_rois = shapes[num_levels][0];
-  if (ndims[out_i] != 4 || shapes[out_i][0] != num_rois || shapes[out_i][1] != channels ||
-      shapes[out_i][2] != shapes[out_i][3] || ndims[template_i] != 2 ||
-      shapes[template_i][0] != shapes[out_i][2] || shapes[template_i][1] != shapes[out_i][3]) {
-    return 1;
-  }
+  if (!check_forward_output(num_levels, channels, ndims, shapes)) return 1;
   for (int l = 0; l < num_levels; ++l) table.features[l] = static_cast<const float *>(params[l]);
   const int out = static_cast<int>(shapes[out_i][2]);
   const int64_t total = num_rois * channels * out * out;
@@ -275,9 +195,7 @@ extern "C" int RoIAlignBackward(int nparam, void **params, int *ndims, int64_t *
   }
   if (!check_roi_inputs(1, num_levels, ndims, shapes, dtypes)) return 1;
   const int64_t num_rois = shapes[1][0];
-  if (ndims[0] != 4 || shapes[0][0] != num_rois || shapes[0][1] != channels || shapes[0][2] != shapes[0][3]) {
-    return 1;
-  }
+  if (!check_backward_grad_out(channels, ndims, shapes)) return 1;
   cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
   for (int l = 0; l < num_levels; ++l) {
     table.grads[l] = static_cast<float *>(params[4 + num_levels + l]);
