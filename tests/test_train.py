@@ -1,8 +1,8 @@
 """Tests of the training step (src/network_define.py) and the training loop (train.py) in GRAPH mode.
 
-The loop tests use a small stand-in detector with the MsRcnn / MsRcnnInfer interfaces (six losses; inference
+Most loop tests use a small stand-in detector with the MsRcnn / MsRcnnInfer interfaces (six losses; inference
 outputs) so that they compile in seconds; the data pipeline, schedule, optimizer, logging, checkpoints, evaluation
-and resume are the real ones.
+and resume are the real ones. One test trains the real tiny Mask Scoring R-CNN for a few steps.
 """
 import csv
 
@@ -101,6 +101,34 @@ def test_steps_lower_the_loss_and_frozen_parameters_are_left_out(tiny_cfg, tmp_p
     losses = [trainer.step(batch, index).total_loss for index in range(4)]
     assert losses[-1] < losses[0]
     assert model.frozen.asnumpy().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_real_tiny_model_steps_lower_the_loss(tiny_cfg, tmp_path):
+    from src.blocks.ms_rcnn import MsRcnn
+
+    cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.01)
+    ms.set_seed(0)
+    model = MsRcnn(cfg)
+    optimizer = build_optimizer(cfg, model.trainable_params(), np.full(8, 0.01, np.float32))
+    trainer = TrainStep(model, optimizer, cfg)
+    rng = np.random.default_rng(0)
+    b, g, size = cfg.batch_size, cfg.num_gts, cfg.img_height
+    img = rng.normal(size=(b, 3, size, size)).astype(np.float32)
+    gt_bboxes = np.zeros((b, g, 4), np.float32)
+    gt_masks = np.zeros((b, g, size // 2, size // 2), np.uint8)
+    gt_valids = np.zeros((b, g), bool)
+    for image in range(b):
+        for gt, (x1, y1, x2, y2) in enumerate(((8, 8, 56, 40), (64, 72, 120, 120))):
+            gt_bboxes[image, gt] = (x1, y1, x2, y2)
+            gt_masks[image, gt, y1 // 2:y2 // 2, x1 // 2:x2 // 2] = 1
+            gt_valids[image, gt] = True
+            img[image, :, y1:y2, x1:x2] += 2.0 * (gt + 1)
+    batch = [Tensor(img), Tensor(np.tile(np.array([size, size, size, size, 1, 1], np.float32), (b, 1))),
+             Tensor(gt_bboxes), Tensor(np.where(gt_valids, 1, 0).astype(np.int32)), Tensor(gt_valids),
+             Tensor(gt_masks)]
+    losses = [trainer.step(batch, index).total_loss for index in range(6)]
+    assert np.all(np.isfinite(losses)), losses
+    assert losses[-1] < 0.8 * losses[0], losses
 
 
 def test_accumulating_two_equal_batches_equals_one_step(tiny_cfg, tmp_path):
