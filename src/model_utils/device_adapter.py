@@ -41,9 +41,14 @@ def _select_device(device_target: str, device_id: Optional[int]) -> None:
     entry point in the same process, e.g. evaluation after training), since the device cannot change any more."""
     try:
         ms.set_device(device_target, device_id)
-    except RuntimeError:
-        if ms.get_context("device_target") != device_target:
-            raise
+    except RuntimeError as error:
+        if ms.get_context("device_target") == device_target:
+            return
+        if "Unsupported device target" in str(error):
+            raise RuntimeError(f"device_target: '{device_target}' is not available in this MindSpore installation "
+                               f"(it supports '{ms.get_context('device_target')}'); set --device_target "
+                               f"{ms.get_context('device_target')} or install MindSpore for {device_target}") from None
+        raise
 
 
 def seed_everything(seed: int) -> None:
