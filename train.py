@@ -2,8 +2,8 @@
 
     python train.py --config_path configs/tiny_parts.yaml [--key value ...]
 
-Creates ``<train_outputs>/<YYMMDD>_MSRCNN_<brief>_<W>x<H>_bs-<B>_lr-<lr>_div-<mask_divider>[_acc-<k>]`` holding
-``config.yaml`` (the resolved config), ``command.txt`` (command line and git commit), ``train.log``,
+Creates ``<train_outputs>/<YYMMDD>_MSRCNN_<brief>_<device>-<N>_<W>x<H>_bs-<B>_lr-<lr>_div-<mask_divider>[_acc-<k>]``
+holding ``config.yaml`` (the resolved config), ``command.txt`` (command line and git commit), ``train.log``,
 ``losses.csv`` (one row per log line), ``metrics.csv`` (one row per epoch), ``checkpoints/`` and ``best_ckpt/``.
 ``--resume EXPERIMENT_DIR_OR_CKPT`` continues from the experiment's newest checkpoint (weights, optimizer state,
 loss scale, epoch and step). See docs/training.md for how to read the log.
@@ -33,9 +33,10 @@ SCHEDULE_PARAMETER = "learning_rate"
 
 
 def experiment_name(cfg: Config, day: datetime) -> str:
-    """Model zoo style folder name, e.g. ``231018_MSRCNN_gpu-4_1024x1024_bs-2_lr-0.02_div-2``."""
-    name = (f"{day:%y%m%d}_MSRCNN_{cfg.brief}_{cfg.img_width}x{cfg.img_height}_bs-{cfg.batch_size}_lr-{cfg.lr:g}"
-            f"_div-{cfg.mask_divider}")
+    """Model zoo style folder name with the device type and count, e.g.
+    ``231018_MSRCNN_coco_gpu-4_1024x1024_bs-2_lr-0.02_div-2``."""
+    name = (f"{day:%y%m%d}_MSRCNN_{cfg.brief}_{cfg.device_target.lower()}-{cfg.device_num}_"
+            f"{cfg.img_width}x{cfg.img_height}_bs-{cfg.batch_size}_lr-{cfg.lr:g}_div-{cfg.mask_divider}")
     return f"{name}_acc-{cfg.accumulate_step}" if cfg.accumulate_step > 1 else name
 
 

@@ -4,6 +4,7 @@ import json
 import cv2
 import mindspore as ms
 import numpy as np
+from pycocotools import mask as mask_utils
 import pytest
 
 import infer
@@ -57,6 +58,8 @@ def test_infer_writes_model_zoo_json_and_overlays(tiny_cfg, tmp_path, parts_data
         assert prediction["class"]["category_id"] == category_ids[prediction["class"]["name"]]
         assert prediction["class"]["name"] == cfg.coco_classes[prediction["class"]["label"]]
         assert prediction["mask"]["size"] == [50, 70] and isinstance(prediction["mask"]["counts"], str)
+        mask = mask_utils.decode({"size": prediction["mask"]["size"], "counts": prediction["mask"]["counts"].encode()})
+        assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 1}
     scores = [prediction["score"] for prediction in entry["predictions"]]
     assert scores == sorted(scores, reverse=True)
     overlay = cv2.imread(str(tmp_path / "overlays" / "car.png.png"))

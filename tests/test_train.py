@@ -174,7 +174,7 @@ def test_train_writes_logs_checkpoints_metrics_and_resumes(tiny_cfg, tmp_path, p
     monkeypatch.setattr(train_module, "build_detector", build)
     cfg = make_cfg(tiny_cfg, tmp_path, data_dir)
     exp_dir = train_module.train(cfg, ["--brief", "test"])
-    assert exp_dir.name.endswith("_MSRCNN_test_128x128_bs-2_lr-0.05_div-2")
+    assert exp_dir.name.endswith("_MSRCNN_test_cpu-1_128x128_bs-2_lr-0.05_div-2")
     log = (exp_dir / "train.log").read_text()
     assert "Train dataset size: 3" in log and "Number of parameters: 8 (trainable: 4)" in log
     assert "epoch: 1, step: 3, loss_rpn_cls: " in log and ", lr: 0.050000, step_time: " in log
