@@ -87,7 +87,8 @@ def label_color(label: int) -> tuple:
 
 
 def draw_overlay(image: np.ndarray, detections: Sequence[Dict[str, object]], class_names: Sequence[str]) -> np.ndarray:
-    """BGR image with each mask tinted (50%) in its class colour, its box and ``name score iou`` written above."""
+    """BGR image with each mask tinted (50%) in its class colour, its box, and ``name score iou`` in black on a label
+    of the class colour above the box."""
     canvas = image.astype(np.float32)
     for detection in detections:
         mask = detection["mask"].astype(bool)
@@ -98,7 +99,11 @@ def draw_overlay(image: np.ndarray, detections: Sequence[Dict[str, object]], cla
         x1, y1, x2, y2 = (int(round(value)) for value in detection["box"])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, 2)
         text = f"{class_names[detection['label']]} {detection['score']:.2f} iou {detection['mask_iou']:.2f}"
-        cv2.putText(canvas, text, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+        (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        top = max(y1 - text_height - baseline - 2, 0)
+        cv2.rectangle(canvas, (x1, top), (x1 + text_width + 2, top + text_height + baseline + 2), color, cv2.FILLED)
+        cv2.putText(canvas, text, (x1 + 1, top + text_height + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     return canvas
 
 
