@@ -56,7 +56,7 @@ def category_lookup(cfg: Config, logger: logging.Logger) -> Callable[[int], int]
             logger.info("No category ids from %s (%s)", data_dir, str(error).splitlines()[0])
             continue
 
-        def lookup(label: int, dataset=coco) -> int:
+        def lookup(label: int, dataset: CocoDataset = coco) -> int:
             try:
                 return dataset.category_id_of(label)
             except KeyError:

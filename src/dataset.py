@@ -29,12 +29,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+
+if TYPE_CHECKING:
+    from mindspore.dataset import Dataset
 
 LOGGER = logging.getLogger(__name__)
 
@@ -727,7 +730,7 @@ def train_records(coco: CocoDataset, num_gts: int, dataset_num: int = 0, dataset
 
 
 def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: str = "train", num_shards: int = 1,
-                   shard_id: int = 0, shuffle: bool | None = None):
+                   shard_id: int = 0, shuffle: bool | None = None) -> Dataset:
     """Batched ``mindspore.dataset`` of a COCO subset.
 
     Args:

@@ -16,7 +16,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ import pandas as pd
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+if TYPE_CHECKING:
+    from mindspore.dataset import Dataset
 
 SUMMARY_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                  "AR_1", "AR_10", "AR_100", "AR_small", "AR_medium", "AR_large")
@@ -108,7 +111,7 @@ def to_prediction(detection: Dict[str, object], image_id: int, category_id: int)
     }
 
 
-def run_inference(infer_net: Callable, dataset, category_id_of: Callable[[int], int], mask_thr_binary: float,
+def run_inference(infer_net: Callable, dataset: "Dataset", category_id_of: Callable[[int], int], mask_thr_binary: float,
                   known_image_ids: Optional[Iterable[int]] = None, progress: bool = True) -> List[Dict[str, object]]:
     """Run ``infer_net(img, img_meta)`` over an eval-mode dataset (columns img, img_meta, image_id) and return the
     predictions. Each image id is processed once; ids outside ``known_image_ids`` (batch padding) are skipped."""

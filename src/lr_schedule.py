@@ -35,7 +35,8 @@ def build_lr_schedule(base_lr: float, total_steps: int, steps_per_epoch: int, wa
     """Per-update learning rates, float32 array of length ``total_steps``.
 
     During the first ``warmup_step`` updates the regular rate is multiplied by a factor growing linearly from
-    ``warmup_ratio`` (update 0) towards 1 (update ``warmup_step``): ``warmup_ratio + (1 - warmup_ratio) * i / warmup_step``.
+    ``warmup_ratio`` (update 0) towards 1 (update ``warmup_step``):
+    ``warmup_ratio + (1 - warmup_ratio) * i / warmup_step``.
     """
     if total_steps <= 0:
         raise ValueError(f"lr schedule: total_steps must be > 0, got {total_steps}")

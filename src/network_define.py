@@ -86,13 +86,15 @@ class TrainOneStepCell(nn.Cell):
             self.grad_reducer = _gradient_reducer(self.weights, run_distribute)
         self.grad_fn = ops.value_and_grad(self.scaled_loss, None, self.weights, has_aux=True)
 
-    def scaled_loss(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+    def scaled_loss(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
+                    gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """(total * loss_scale, total, six losses): the first output is differentiated, the others are reported."""
         losses = self.network(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
         total = losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5]
         return total * self.scale_sense, total, ops.stack(losses)
 
-    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+    def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
+                  gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         (_, total, losses), grads = self.grad_fn(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
         scale = self.scale_sense.value()
         grads = tuple(grad / scale for grad in grads)
@@ -125,7 +127,7 @@ class ApplyAccumulatedGradients(nn.Cell):
         self.grad_clip = float(grad_clip)
         self.grad_reducer = _gradient_reducer(train_cell.weights, run_distribute)
 
-    def construct(self):
+    def construct(self) -> Tensor:
         grads = tuple(accumulator * self.inverse_steps for accumulator in self.accu_grads)
         grads = self.grad_reducer(grads)
         norm = ops.sqrt(ops.stack([ops.square(grad).sum() for grad in grads]).sum())

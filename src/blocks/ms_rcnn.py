@@ -1,5 +1,5 @@
 """Mask Scoring R-CNN: composition of the backbone, FPN, RPN, bbox head, mask head and MaskIoU head."""
-from typing import Tuple
+from typing import List, Tuple
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -13,12 +13,12 @@ from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
 from src.blocks.necks import FPN
 from src.blocks.roi_extractors import SingleLayerRoIExtractor
 from src.blocks.utils import multiclass_nms
+from src.model_utils.config import Config
 
-RPN_SEED_STREAM = 1
 RCNN_SEED_STREAM = 2
 
 
-def _with_batch_index(boxes_per_image) -> Tensor:
+def _with_batch_index(boxes_per_image: List[Tensor]) -> Tensor:
     """List of B tensors [K, 4] -> [B * K, 5] rows (batch_index, x1, y1, x2, y2)."""
     rows = []
     for image, boxes in enumerate(boxes_per_image):
@@ -27,7 +27,7 @@ def _with_batch_index(boxes_per_image) -> Tensor:
     return ops.stop_gradient(ops.concat(rows, 0))
 
 
-def _select_class(class_maps, labels):
+def _select_class(class_maps: Tensor, labels: Tensor) -> Tensor:
     """class_maps [P, C - 1, ...] and labels [P] int32 (1..C-1; 0 is read as 1) -> the labelled class's map [P, ...]."""
     one_hot = ops.one_hot(ops.maximum(labels - 1, 0), class_maps.shape[1], Tensor(1.0, ms.float32),
                           Tensor(0.0, ms.float32))
@@ -46,7 +46,7 @@ class MsRcnn(nn.Cell):
     GRAPH and PYNATIVE on a freshly built model.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
         img_shape = (int(cfg.img_height), int(cfg.img_width))
@@ -70,11 +70,12 @@ class MsRcnn(nn.Cell):
         self.mask_iou_head = MaskIoUHead(cfg.mask_iou_head, num_classes)
         self.mask_thr_binary = float(cfg.train_cfg.rcnn.mask_thr_binary)
 
-    def features(self, img) -> Tuple:
+    def features(self, img: Tensor) -> Tuple[Tensor, ...]:
         """img [B, 3, H, W] -> FPN outputs (tuple of num_outs maps)."""
         return self.neck(self.backbone(img))
 
-    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+    def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
+                  gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         features = self.features(img)
         rpn_cls, rpn_reg = self.rpn_head(features)
         loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta)
@@ -145,7 +146,7 @@ class MsRcnnInfer(nn.Cell):
         self.max_candidates = int(cfg.roi.sample_num)
         self.softmax = nn.Softmax(axis=-1)
 
-    def construct(self, img, img_meta):
+    def construct(self, img: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         model = self.model
         batch = img.shape[0]
         features = model.features(img)

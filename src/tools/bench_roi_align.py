@@ -12,7 +12,7 @@ Prints one row per case with median times in ms and speedup = builtin time / cus
 import argparse
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -43,19 +43,21 @@ def make_rois(num_rois: int, seed: int) -> Dict[str, np.ndarray]:
     return {"rois": rois, "levels": levels}
 
 
-def make_step_functions(cell: MultiLevelRoIAlign, rois: Tensor, levels: Tensor, grad_weights: Tensor):
+def make_step_functions(cell: MultiLevelRoIAlign, rois: Tensor, levels: Tensor,
+                        grad_weights: Tensor) -> Tuple[Callable, Callable]:
     """jit forward and jit forward+backward of sum(output * grad_weights) w.r.t. all feature levels."""
 
-    def forward(features):
+    def forward(features: Tuple[Tensor, ...]) -> Tensor:
         return cell(features, rois, levels)
 
-    def weighted_sum(feature_0, feature_1, feature_2, feature_3):
+    def weighted_sum(feature_0: Tensor, feature_1: Tensor, feature_2: Tensor, feature_3: Tensor) -> Tensor:
         return (cell((feature_0, feature_1, feature_2, feature_3), rois, levels) * grad_weights).sum()
 
     return ms.jit(forward), ms.jit(ms.value_and_grad(weighted_sum, grad_position=(0, 1, 2, 3)))
 
 
 def time_call(step: Callable[[], object]) -> float:
+    """Milliseconds of one call of ``step``, waiting for every output tensor to be computed."""
     start = time.perf_counter()
     result = step()
     leaves = result if isinstance(result, (tuple, list)) else (result,)
@@ -66,6 +68,7 @@ def time_call(step: Callable[[], object]) -> float:
 
 
 def run_case(features: Sequence[Tensor], num_rois: int, out_size: int, sampling_ratio: int, repeats: int) -> Dict:
+    """Median fwd and fwd+bwd milliseconds over ``repeats`` runs: {impl: {"fwd": ms, "fwd+bwd": ms}}."""
     data = make_rois(num_rois, seed=num_rois)
     rois, levels = Tensor(data["rois"]), Tensor(data["levels"])
     grad_weights = Tensor(np.ones((num_rois, CHANNELS, out_size, out_size), np.float32))
@@ -87,7 +90,8 @@ def run_case(features: Sequence[Tensor], num_rois: int, out_size: int, sampling_
             for impl, per_kind in times.items()}
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command line entry: times every (RoI count, output size, sampling ratio) case and prints a table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per case and implementation")
     parser.add_argument("--rois", type=int, nargs="+", default=[512, 1000], help="RoI counts")
@@ -98,8 +102,8 @@ def main(argv=None) -> None:
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
     resolve_impl("custom")
     rng = np.random.default_rng(0)
-    features = [Tensor(rng.standard_normal((1, CHANNELS, IMAGE_SIZE // s, IMAGE_SIZE // s)).astype(np.float32))
-                for s in STRIDES]
+    features = [Tensor(rng.standard_normal((1, CHANNELS, IMAGE_SIZE // stride, IMAGE_SIZE // stride))
+                       .astype(np.float32)) for stride in STRIDES]
     print(f"MultiLevelRoIAlign on CPU, C={CHANNELS}, image {IMAGE_SIZE}x{IMAGE_SIZE}, strides {STRIDES}, "
           f"median of {args.repeats} interleaved repeats (ms)")
     header = (f"{'rois':>5} {'out':>4} {'sr':>3} | {'custom fwd':>10} {'builtin fwd':>11} {'speedup':>7} | "

@@ -45,8 +45,8 @@ def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
             boxes[image, index] = (x1, y1, x2, y2)
             labels[image, index] = rng.integers(1, cfg.num_classes)
             valids[image, index] = True
-            d = cfg.mask_divider
-            masks[image, index, y1 // d:y2 // d, x1 // d:x2 // d] = 1
+            divider = cfg.mask_divider
+            masks[image, index, y1 // divider:y2 // divider, x1 // divider:x2 // divider] = 1
     return [Tensor(array) for array in (img, meta, boxes, labels, valids, masks)]
 
 

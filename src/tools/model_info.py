@@ -26,6 +26,7 @@ def count_parameters(cfg: Config) -> Dict[str, int]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Command line entry: prints the parameter count of a config, in total and per block; returns 0."""
     parser = argparse.ArgumentParser(description="Number of parameters of a Mask Scoring R-CNN config.")
     parser.add_argument("config", help="YAML config file")
     args, overrides = parser.parse_known_args(argv)

@@ -3,9 +3,9 @@
 Usage: ``python -m src.tools.overfit_check CONFIG --data DIR [--steps 300] [--num-batches 4] [--lr 0.01]
 [--window 20] [--log-every 50] [--mode graph] [--key value ...]``. DIR is a train subset (model zoo or COCO
 layout); the first ``num-batches`` batches of ``src.dataset.create_dataset`` are kept in memory and cycled. The
-optimiser is plain SGD with momentum on the sum of the six losses. Prints, for each loss, the mean of the first and
-of the last ``window`` steps and exits with status 1 if any of them did not fall; every ``log-every`` steps it also
-prints the means of the last ``window`` steps, to show the course of each loss.
+optimiser is plain SGD (the config's momentum and weight_decay) on the sum of the six losses. Prints, for each
+loss, the mean of the first and of the last ``window`` steps and exits with status 1 if any of them did not fall;
+every ``log-every`` steps it also prints the means of the last ``window`` steps, to show the course of each loss.
 
 loss_bbox is averaged over all sampled RoIs, positives and negatives: while the RPN learns, the share of positive
 RoIs grows (at first mostly the gt boxes themselves, whose targets are zero), so loss_bbox first rises, then falls.
@@ -13,7 +13,7 @@ RoIs grows (at first mostly the gt boxes themselves, whose targets are zero), so
 import argparse
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -33,12 +33,13 @@ class _TotalLoss(nn.Cell):
         super().__init__()
         self.model = model
 
-    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
+    def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
+                  gt_masks: Tensor) -> Tuple[Tensor, Tuple[Tensor, ...]]:
         losses = self.model(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
         return losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5], losses
 
 
-def _parse(argv: Optional[List[str]]):
+def _parse(argv: Optional[List[str]]) -> Tuple[argparse.Namespace, List[str]]:
     parser = argparse.ArgumentParser(description="Overfit a few batches and check that every loss falls.")
     parser.add_argument("config", help="YAML config file")
     parser.add_argument("--data", required=True, help="train subset folder")
@@ -52,6 +53,7 @@ def _parse(argv: Optional[List[str]]):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Command line entry: trains on a few batches; returns 0 when every loss falls, 1 otherwise."""
     args, overrides = _parse(argv)
     if args.window * 2 > args.steps:
         raise ValueError(f"--window ({args.window}) must be at most half of --steps ({args.steps})")
@@ -63,10 +65,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                for _, row in zip(range(args.num_batches), dataset.create_tuple_iterator(output_numpy=True))]
     model = MsRcnn(cfg)
     model.set_train(True)
-    optimizer = nn.SGD(model.trainable_params(), learning_rate=args.lr, momentum=0.9, weight_decay=1e-4)
+    optimizer = nn.SGD(model.trainable_params(), learning_rate=args.lr, momentum=cfg.momentum,
+                       weight_decay=cfg.weight_decay)
     grad_fn = ms.value_and_grad(_TotalLoss(model), None, optimizer.parameters, has_aux=True)
 
-    def train_step(*batch):
+    def train_step(*batch: Tensor) -> Tuple[Tensor, ...]:
         (_, losses), grads = grad_fn(*batch)
         optimizer(grads)
         return losses

@@ -1,7 +1,6 @@
 """MsRcnn on the tiny config: GRAPH and PYNATIVE give the same losses and gradients for the same weights and batch,
 every loss is finite, a batch without valid gt gives zero box/mask/MaskIoU losses, and MsRcnnInfer's shapes."""
 import numpy as np
-import pytest
 import mindspore as ms
 from mindspore import Tensor, nn
 

@@ -1,9 +1,12 @@
 """Max-IoU assignment followed by random sampling, with static shapes."""
+from typing import Tuple
+
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 from src.blocks.assigners_samplers.max_iou_assigner import MaxIoUAssigner
 from src.blocks.assigners_samplers.random_sampler import RandomSampler
+from src.model_utils.config import Config
 
 
 class AssignerSampler(nn.Cell):
@@ -16,13 +19,14 @@ class AssignerSampler(nn.Cell):
     ``seed``/``seed2`` seed the sampler's random priorities.
     """
 
-    def __init__(self, assigner_cfg, sampler_cfg, seed: int, seed2: int):
+    def __init__(self, assigner_cfg: Config, sampler_cfg: Config, seed: int, seed2: int):
         super().__init__()
         self.assigner = MaxIoUAssigner(assigner_cfg.pos_iou_thr, assigner_cfg.neg_iou_thr,
                                        assigner_cfg.min_pos_iou, assigner_cfg.match_low_quality)
         self.sampler = RandomSampler(sampler_cfg.num, sampler_cfg.pos_fraction, sampler_cfg.neg_pos_ub, seed, seed2)
 
-    def construct(self, gt_boxes, gt_valids, boxes, box_valids, priorities):
+    def construct(self, gt_boxes: Tensor, gt_valids: Tensor, boxes: Tensor, box_valids: Tensor,
+                  priorities: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         assigned, _ = self.assigner(gt_boxes, gt_valids, boxes, box_valids)
         pos_sampled, neg_sampled = self.sampler(assigned, priorities)
         matched_gt = ops.cast(ops.maximum(assigned - 1, 0), ms.int32)

@@ -1,10 +1,13 @@
 """R-CNN stage targets: proposal assignment and sampling, box targets, and mask / mask-area targets of positives."""
+from typing import Tuple
+
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 from src.blocks.assigners_samplers.assigner_sampler import AssignerSampler
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
 from src.blocks.roi_extractors import RoIAlign
+from src.model_utils.config import Config
 
 MASK_CROP_SAMPLING_RATIO = 2
 AREA_EPS = 1e-6
@@ -31,7 +34,7 @@ class MaskAssignerSampler(nn.Cell):
     int32, pos_valids [P] bool, mask_targets [P, S, S] float32 in {0, 1}, area_ratios [P] float32.
     """
 
-    def __init__(self, cfg, seed: int, seed2: int):
+    def __init__(self, cfg: Config, seed: int, seed2: int):
         super().__init__()
         rcnn_cfg = cfg.train_cfg.rcnn
         self.num = int(rcnn_cfg.sampler.num)
@@ -47,12 +50,13 @@ class MaskAssignerSampler(nn.Cell):
         self.mask_crop = RoIAlign(int(rcnn_cfg.mask_size), 1.0 / self.mask_divider, MASK_CROP_SAMPLING_RATIO,
                                   aligned=True, impl=cfg.mask_roi.roi_layer.impl)
 
-    def draw(self, batch_size: int, num_proposals: int, num_gts: int):
+    def draw(self, batch_size: int, num_proposals: int, num_gts: int) -> Tensor:
         """Random sampling priorities of a batch: [B, M + G] (gt boxes added as proposals) or [B, M]."""
         num_candidates = num_proposals + num_gts if self.add_gt_as_proposals else num_proposals
         return self.assigner_sampler.sampler.draw((batch_size, num_candidates))
 
-    def construct(self, proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks, priorities):
+    def construct(self, proposals: Tensor, proposal_valids: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
+                  gt_valids: Tensor, gt_masks: Tensor, priorities: Tensor) -> Tuple[Tensor, ...]:
         if self.add_gt_as_proposals:
             candidates = ops.concat((proposals, gt_bboxes), 0)
             candidate_valids = ops.concat((proposal_valids, gt_valids), 0)

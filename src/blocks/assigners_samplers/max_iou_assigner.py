@@ -1,11 +1,13 @@
 """Max-IoU assignment of boxes (anchors or proposals) to ground-truth boxes, with static shapes."""
+from typing import Tuple
+
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 IOU_EPS = 1e-6
 
 
-def bbox_overlaps(gt_boxes, boxes):
+def bbox_overlaps(gt_boxes: Tensor, boxes: Tensor) -> Tensor:
     """IoU of every pair: gt_boxes [G, 4], boxes [N, 4] (x1, y1, x2, y2, width = x2 - x1) -> [G, N] float32."""
     gt = ops.expand_dims(gt_boxes, 1)
     box = ops.expand_dims(boxes, 0)
@@ -37,7 +39,8 @@ class MaxIoUAssigner(nn.Cell):
         self.min_pos_iou = float(min_pos_iou)
         self.match_low_quality = bool(match_low_quality)
 
-    def construct(self, gt_boxes, gt_valids, boxes, box_valids):
+    def construct(self, gt_boxes: Tensor, gt_valids: Tensor, boxes: Tensor,
+                  box_valids: Tensor) -> Tuple[Tensor, Tensor]:
         num_gts = gt_boxes.shape[0]
         pair_valid = ops.logical_and(ops.expand_dims(gt_valids, 1), ops.expand_dims(box_valids, 0))
         overlaps = ops.where(pair_valid, bbox_overlaps(gt_boxes, boxes), 0.0)

@@ -1,6 +1,8 @@
 """Random sampling of positive and negative boxes with static shapes."""
+from typing import Tuple
+
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 
 class RandomSampler(nn.Cell):
@@ -28,18 +30,18 @@ class RandomSampler(nn.Cell):
         self.neg_pos_ub = float(neg_pos_ub)
         self.uniform = ops.UniformReal(seed=int(seed), seed2=int(seed2))
 
-    def _keep_top(self, priorities, candidates, wanted, max_wanted: int):
+    def _keep_top(self, priorities: Tensor, candidates: Tensor, wanted: Tensor, max_wanted: int) -> Tensor:
         """candidates among the ``wanted`` (tensor <= max_wanted) with the highest priorities."""
         ranked = ops.where(candidates, priorities, -1.0)
         top_values, _ = ops.topk(ranked, max_wanted)
         threshold = ops.gather(top_values, ops.maximum(wanted - 1, 0), 0)
         return ops.logical_and(ops.logical_and(candidates, ranked >= threshold), wanted > 0)
 
-    def draw(self, shape):
+    def draw(self, shape: Tuple[int, ...]) -> Tensor:
         """Uniform [0, 1) priorities of the given static shape, e.g. (B, N) for a batch."""
         return self.uniform(shape)
 
-    def construct(self, assigned, priorities):
+    def construct(self, assigned: Tensor, priorities: Tensor) -> Tuple[Tensor, Tensor]:
         num_boxes = assigned.shape[0]
         positives = assigned > 0
         negatives = assigned == 0
@@ -52,7 +54,7 @@ class RandomSampler(nn.Cell):
         neg_sampled = self._keep_top(priorities, negatives, num_neg, min(self.num, num_boxes))
         return pos_sampled, neg_sampled
 
-    def pack(self, pos_sampled, neg_sampled):
+    def pack(self, pos_sampled: Tensor, neg_sampled: Tensor) -> Tuple[Tensor, Tensor]:
         """pos_sampled, neg_sampled [N] bool -> indices [num] int32 (positives first, then negatives, each in index
         order; padding after them) and valid [num] bool. Needs N >= num."""
         num_boxes = pos_sampled.shape[0]

@@ -1,9 +1,10 @@
 """ResNet 18/34/50/101 backbone with caffe/pytorch stride placement, frozen stages and frozen BatchNorm."""
 from typing import Sequence, Tuple
 
-from mindspore import nn
+from mindspore import Tensor, nn
 
 from src.blocks.layers import ConvModule, freeze_batch_norm
+from src.model_utils.config import Config
 
 STYLES = ("caffe", "pytorch")
 
@@ -23,7 +24,7 @@ class BasicBlock(nn.Cell):
             self.downsample = ConvModule(in_channels, planes, 1, stride=stride, with_relu=False)
         self.relu = nn.ReLU()
 
-    def construct(self, x):
+    def construct(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + identity)
 
@@ -46,7 +47,7 @@ class Bottleneck(nn.Cell):
             self.downsample = ConvModule(in_channels, out_channels, 1, stride=stride, with_relu=False)
         self.relu = nn.ReLU()
 
-    def construct(self, x):
+    def construct(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv3(self.conv2(self.conv1(x))) + identity)
 
@@ -113,7 +114,7 @@ class ResNet(nn.Cell):
                 if isinstance(sub_cell, nn.BatchNorm2d):
                     freeze_batch_norm(sub_cell)
 
-    def construct(self, x) -> Tuple:
+    def construct(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.max_pool(self.stem(x))
         outputs = ()
         for stage_index, stage in enumerate(self.stages):
@@ -123,7 +124,7 @@ class ResNet(nn.Cell):
         return outputs
 
 
-def build_backbone(backbone_cfg) -> ResNet:
+def build_backbone(backbone_cfg: Config) -> ResNet:
     """ResNet from the ``backbone`` config section (depth, base_channels, num_stages, out_indices, style,
     frozen_stages, norm_eval)."""
     if backbone_cfg.type != "resnet":

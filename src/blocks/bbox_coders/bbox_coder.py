@@ -97,5 +97,6 @@ class DeltaXYWHBBoxCoder(nn.Cell):
             y2 = ops.maximum(ops.minimum(y2, max_h), 0.0)
         return ops.stack((x1, y1, x2, y2), axis=-1)
 
-    def construct(self, boxes, deltas, max_shape=None):
+    def construct(self, boxes: Tensor, deltas: Tensor,
+                  max_shape: Optional[Union[Tensor, Tuple[float, float]]] = None) -> Tensor:
         return self.decode(boxes, deltas, max_shape)

@@ -7,6 +7,7 @@ from mindspore import Tensor, nn, ops
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
 from src.blocks.initialization import normal_init, xavier_init
 from src.blocks.utils import masked_mean
+from src.model_utils.config import Config
 
 
 class Shared2FCBBoxHead(nn.Cell):
@@ -19,7 +20,7 @@ class Shared2FCBBoxHead(nn.Cell):
     Initialisation: shared fcs Xavier uniform, classifier N(0, 0.01^2), regressor N(0, 0.001^2), zero biases.
     """
 
-    def __init__(self, head_cfg, num_classes: int):
+    def __init__(self, head_cfg: Config, num_classes: int):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes: expected >= 2 (background and at least one class), got {num_classes}")

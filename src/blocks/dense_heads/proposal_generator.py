@@ -1,11 +1,12 @@
 """RPN proposals: per-level top-k, decoding, clipping, size filter and NMS, with static shapes."""
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
+from src.model_utils.config import Config
 
 
 class ProposalGenerator(nn.Cell):
@@ -26,7 +27,8 @@ class ProposalGenerator(nn.Cell):
     invalid), scores [B, max_per_img] (sigmoid objectness), valids [B, max_per_img] bool; valid ones first.
     """
 
-    def __init__(self, proposal_cfg, level_anchors: Sequence[np.ndarray], img_shape: Sequence[int], bbox_coder_cfg):
+    def __init__(self, proposal_cfg: Config, level_anchors: Sequence[np.ndarray], img_shape: Sequence[int],
+                 bbox_coder_cfg: Config):
         super().__init__()
         self.level_sizes = [int(anchors.shape[0]) for anchors in level_anchors]
         self.level_pre = [min(int(proposal_cfg.nms_pre), size) for size in self.level_sizes]
@@ -42,7 +44,7 @@ class ProposalGenerator(nn.Cell):
         self.bbox_coder = DeltaXYWHBBoxCoder(bbox_coder_cfg.target_means, bbox_coder_cfg.target_stds)
         self.rank_scores = Tensor(np.arange(self.num_candidates, 0, -1, dtype=np.float32))
 
-    def _single_image(self, scores, deltas, meta):
+    def _single_image(self, scores: Tensor, deltas: Tensor, meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         boxes, box_scores, shifts = [], [], []
         start = 0
         for level, (size, pre) in enumerate(zip(self.level_sizes, self.level_pre)):
@@ -71,7 +73,7 @@ class ProposalGenerator(nn.Cell):
         proposals = ops.gather(sorted_boxes, final_index, 0) * ops.expand_dims(ops.cast(valids, ms.float32), 1)
         return proposals, ops.where(valids, final_scores, 0.0), valids
 
-    def construct(self, cls_scores, bbox_preds, img_meta):
+    def construct(self, cls_scores: Tensor, bbox_preds: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         scores = ops.sigmoid(ops.stop_gradient(cls_scores))
         deltas = ops.stop_gradient(bbox_preds)
         proposals, proposal_scores, valids = [], [], []

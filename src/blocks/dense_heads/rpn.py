@@ -10,6 +10,9 @@ from src.blocks.anchor_generator import AnchorGenerator
 from src.blocks.assigners_samplers import AssignerSampler
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
 from src.blocks.initialization import normal_init
+from src.model_utils.config import Config
+
+RPN_SEED_STREAM = 1
 
 
 class RPNHead(nn.Cell):
@@ -29,7 +32,7 @@ class RPNHead(nn.Cell):
     of the batch (mmdetection's avg_factor with sampling), times rpn.loss_cls / loss_bbox .loss_weight.
     """
 
-    def __init__(self, cfg, img_shape: Sequence[int], seed: int):
+    def __init__(self, cfg: Config, img_shape: Sequence[int], seed: int):
         super().__init__()
         rpn_cfg = cfg.rpn
         anchor_cfg = rpn_cfg.anchor_generator
@@ -49,7 +52,8 @@ class RPNHead(nn.Cell):
             normal_init(conv, std=0.01)
         self.relu = nn.ReLU()
 
-        self.assigner_sampler = AssignerSampler(cfg.train_cfg.rpn.assigner, cfg.train_cfg.rpn.sampler, seed, 1)
+        self.assigner_sampler = AssignerSampler(cfg.train_cfg.rpn.assigner, cfg.train_cfg.rpn.sampler, seed,
+                                               RPN_SEED_STREAM)
         self.bbox_coder = DeltaXYWHBBoxCoder(rpn_cfg.bbox_coder.target_means, rpn_cfg.bbox_coder.target_stds)
         self.loss_cls_weight = float(rpn_cfg.loss_cls.loss_weight)
         self.loss_bbox_weight = float(rpn_cfg.loss_bbox.loss_weight)
@@ -64,7 +68,7 @@ class RPNHead(nn.Cell):
             cells.append(np.repeat(location, self.num_anchors, axis=0))
         return np.concatenate(cells, 0).astype(np.float32)
 
-    def anchor_valids(self, meta) -> Tensor:
+    def anchor_valids(self, meta: Tensor) -> Tensor:
         """meta [6] of one image -> [N] bool: anchor location x < ceil(scaled_w / stride), y < ceil(scaled_h /
         stride)."""
         stride = self.anchor_cells[:, 2]
@@ -72,7 +76,7 @@ class RPNHead(nn.Cell):
         valid_y = self.anchor_cells[:, 1] < ops.ceil(meta[2] / stride) * stride
         return ops.logical_and(valid_x, valid_y)
 
-    def construct(self, features) -> Tuple[Tensor, Tensor]:
+    def construct(self, features: Tuple[Tensor, ...]) -> Tuple[Tensor, Tensor]:
         cls_scores, bbox_preds = [], []
         for feature in features:
             hidden = self.relu(self.rpn_conv(feature))
@@ -81,7 +85,8 @@ class RPNHead(nn.Cell):
             bbox_preds.append(ops.reshape(ops.transpose(self.rpn_reg(hidden), (0, 2, 3, 1)), (batch, -1, 4)))
         return ops.concat(cls_scores, 1), ops.concat(bbox_preds, 1)
 
-    def loss(self, cls_scores, bbox_preds, gt_bboxes, gt_valids, img_meta) -> Tuple[Tensor, Tensor]:
+    def loss(self, cls_scores: Tensor, bbox_preds: Tensor, gt_bboxes: Tensor, gt_valids: Tensor,
+             img_meta: Tensor) -> Tuple[Tensor, Tensor]:
         cls_sum = ops.zeros((), ms.float32)
         bbox_sum = ops.zeros((), ms.float32)
         num_sampled = ops.zeros((), ms.float32)

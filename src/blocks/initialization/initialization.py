@@ -13,20 +13,23 @@ Biases are set to ``bias`` (default 0) when the cell has one. Fans follow the we
 for Conv2d and Dense; Conv2dTranspose stores ``[in, out, kh, kw]``, so its "fan_in" is the output side, as in
 other frameworks' conventions.
 """
-from mindspore import nn
-from mindspore.common.initializer import Constant, HeNormal, HeUniform, Normal, XavierNormal, XavierUniform, initializer
+from typing import Optional, Tuple
+
+from mindspore import Parameter, nn
+from mindspore.common.initializer import (Constant, HeNormal, HeUniform, Initializer, Normal, XavierNormal,
+                                          XavierUniform, initializer)
 
 DISTRIBUTIONS = ("normal", "uniform")
 
 
-def _weight_and_bias(cell: nn.Cell):
+def _weight_and_bias(cell: nn.Cell) -> Tuple[Parameter, Optional[Parameter]]:
     weight = getattr(cell, "weight", None)
     if weight is None:
         raise ValueError(f"initialization: {type(cell).__name__} has no 'weight' parameter to initialise")
     return weight, getattr(cell, "bias", None)
 
 
-def _fill(parameter, init) -> None:
+def _fill(parameter: Parameter, init: Initializer) -> None:
     parameter.set_data(initializer(init, parameter.shape, parameter.dtype))
 
 

@@ -1,5 +1,5 @@
 """Convolution + optional BatchNorm + optional ReLU, the building unit of the backbone and heads."""
-from mindspore import nn
+from mindspore import Tensor, nn
 
 from src.blocks.initialization import kaiming_init
 
@@ -31,7 +31,7 @@ class ConvModule(nn.Cell):
         self.bn = nn.BatchNorm2d(out_channels, momentum=0.9) if with_bn else None
         self.relu = nn.ReLU() if with_relu else None
 
-    def construct(self, x):
+    def construct(self, x: Tensor) -> Tensor:
         x = self.conv(x)
         if self.with_bn:
             x = self.bn(x)

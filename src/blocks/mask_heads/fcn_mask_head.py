@@ -4,6 +4,7 @@ from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import kaiming_init
 from src.blocks.utils import masked_mean
+from src.model_utils.config import Config
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Tensor) -> Tensor:
@@ -20,7 +21,7 @@ class FCNMaskHead(nn.Cell):
     num_classes (with background). Initialisation: Kaiming normal (fan_out, ReLU) for every conv, zero biases.
     """
 
-    def __init__(self, head_cfg, num_classes: int):
+    def __init__(self, head_cfg: Config, num_classes: int):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes: expected >= 2 (background and at least one class), got {num_classes}")

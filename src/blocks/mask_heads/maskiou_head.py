@@ -4,6 +4,7 @@ from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import kaiming_init, normal_init
 from src.blocks.utils import masked_mean
+from src.model_utils.config import Config
 
 MIN_AREA = 1e-7
 
@@ -18,7 +19,7 @@ class MaskIoUHead(nn.Cell):
     output fc N(0, 0.01^2); zero biases.
     """
 
-    def __init__(self, head_cfg, num_classes: int):
+    def __init__(self, head_cfg: Config, num_classes: int):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes: expected >= 2 (background and at least one class), got {num_classes}")

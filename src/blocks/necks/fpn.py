@@ -1,7 +1,7 @@
 """Feature Pyramid Network."""
 from typing import Sequence, Tuple
 
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import xavier_init
 
@@ -29,7 +29,7 @@ class FPN(nn.Cell):
             xavier_init(conv, distribution="uniform")
         self.extra_pool = nn.MaxPool2d(kernel_size=1, stride=2)
 
-    def construct(self, inputs) -> Tuple:
+    def construct(self, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
         laterals = [conv(feature) for conv, feature in zip(self.lateral_convs, inputs)]
         for level in range(self.num_ins - 1, 0, -1):
             target_shape = laterals[level - 1].shape[2:]

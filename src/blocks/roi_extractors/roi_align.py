@@ -124,7 +124,7 @@ class _CustomRoIAlign(nn.Cell):
         self.forward_op = ops.Custom(f"{library}:RoIAlignForward", out_shape=forward_shape,
                                      out_dtype=forward_dtype, func_type="aot", bprop=bprop)
 
-    def construct(self, features, rois, roi_levels):
+    def construct(self, features: Tuple[Tensor, ...], rois: Tensor, roi_levels: Tensor) -> Tensor:
         inputs = list(features)
         unused_level = ops.zeros((features[0].shape[0], features[0].shape[1], 1, 1), features[0].dtype)
         for _ in range(MAX_LEVELS - self.num_levels):
@@ -168,7 +168,7 @@ class _BuiltinAtlasRoIAlign(nn.Cell):
         self.concat_width = ops.Concat(axis=3)
         self.concat_height = ops.Concat(axis=2)
 
-    def _framed(self, feature, atlas_height: int):
+    def _framed(self, feature: Tensor, atlas_height: int) -> Tensor:
         """Level with a one-pixel replicated border, zero-padded at the bottom to ``atlas_height`` rows."""
         height = feature.shape[2]
         framed = self.concat_width((feature[:, :, :, :1], feature, feature[:, :, :, -1:]))
@@ -179,7 +179,7 @@ class _BuiltinAtlasRoIAlign(nn.Cell):
                                   framed.dtype))
         return self.concat_height(tuple(rows))
 
-    def construct(self, features, rois, roi_levels):
+    def construct(self, features: Tuple[Tensor, ...], rois: Tensor, roi_levels: Tensor) -> Tensor:
         atlas_height = 2
         for feature in features:
             atlas_height = max(atlas_height, feature.shape[2] + 2)
@@ -232,7 +232,7 @@ class RoIAlign(nn.Cell):
         super().__init__()
         self.impl_cell = _make_impl(out_size, [spatial_scale], sampling_ratio, aligned, impl)
 
-    def construct(self, features, rois):
+    def construct(self, features: Tensor, rois: Tensor) -> Tensor:
         roi_levels = ops.zeros((rois.shape[0],), ms.int32)
         return self.impl_cell((features,), rois, roi_levels)
 
@@ -254,7 +254,7 @@ class MultiLevelRoIAlign(nn.Cell):
         self.impl_cell = _make_impl(out_size, [1.0 / stride for stride in featmap_strides], sampling_ratio, aligned,
                                     impl)
 
-    def construct(self, features, rois, roi_levels):
+    def construct(self, features: Tuple[Tensor, ...], rois: Tensor, roi_levels: Tensor) -> Tensor:
         return self.impl_cell(features, rois, roi_levels)
 
 

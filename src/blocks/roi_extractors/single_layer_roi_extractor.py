@@ -1,11 +1,12 @@
 """RoI feature extractor: pools each RoI from the one FPN level that matches its size."""
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.roi_extractors.roi_align import MultiLevelRoIAlign
+from src.model_utils.config import Config
 
 LEVEL_EPS = 1e-6
 
@@ -23,7 +24,7 @@ class SingleLayerRoIExtractor(nn.Cell):
     (batch_index, x1, y1, x2, y2) in input pixels. Output: [K, C, out_size, out_size].
     """
 
-    def __init__(self, roi_cfg):
+    def __init__(self, roi_cfg: Config):
         super().__init__()
         layer_cfg = roi_cfg.roi_layer
         if layer_cfg.type != "RoIAlign":
@@ -46,6 +47,6 @@ class SingleLayerRoIExtractor(nn.Cell):
         reached = ops.cast(ops.expand_dims(scales, 1) >= self.level_thresholds, ms.int32)
         return reached.sum(axis=1).astype(ms.int32)
 
-    def construct(self, features, rois):
+    def construct(self, features: Tuple[Tensor, ...], rois: Tensor) -> Tensor:
         rois = ops.stop_gradient(rois)
         return self.roi_align(features[:self.num_levels], rois, self.map_roi_levels(rois))
