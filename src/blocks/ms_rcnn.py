@@ -6,7 +6,6 @@ from mindspore import Tensor, nn, ops
 
 from src.blocks.assigners_samplers import MaskAssignerSampler
 from src.blocks.backbones import build_backbone
-from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
 from src.blocks.bbox_heads import Shared2FCBBoxHead
 from src.blocks.dense_heads import ProposalGenerator, RPNHead
 from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
@@ -136,15 +135,11 @@ class MsRcnnInfer(nn.Cell):
         super().__init__(auto_prefix=False)
         cfg = model.cfg
         self.model = model
-        self.bbox_coder = DeltaXYWHBBoxCoder(cfg.bbox_head.bbox_coder.target_means,
-                                             cfg.bbox_head.bbox_coder.target_stds)
-        self.reg_class_agnostic = bool(cfg.bbox_head.reg_class_agnostic)
         rcnn_cfg = cfg.test_cfg.rcnn
         self.score_thr = float(rcnn_cfg.score_thr)
         self.iou_threshold = float(rcnn_cfg.iou_threshold)
         self.max_per_img = int(rcnn_cfg.max_per_img)
         self.max_candidates = int(cfg.roi.sample_num)
-        self.softmax = nn.Softmax(axis=-1)
 
     def construct(self, img: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         model = self.model
@@ -155,20 +150,15 @@ class MsRcnnInfer(nn.Cell):
         num_proposals = proposals.shape[1]
         rois = _with_batch_index([proposals[image] for image in range(batch)])
         cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))
-        cls_prob = self.softmax(cls_score)
-        num_fg = model.num_classes - 1
-        num_reg = 1 if self.reg_class_agnostic else num_fg
-        bbox_pred = ops.reshape(bbox_pred, (batch, num_proposals, num_reg, 4))
-        cls_prob = ops.reshape(cls_prob, (batch, num_proposals, model.num_classes))
+        cls_score = ops.reshape(cls_score, (batch, num_proposals, -1))
+        bbox_pred = ops.reshape(bbox_pred, (batch, num_proposals, -1))
 
         boxes, scores, labels, valids = [], [], [], []
         for image in range(batch):
-            image_proposals = ops.broadcast_to(ops.expand_dims(proposals[image], 1), (num_proposals, num_reg, 4))
-            decoded = self.bbox_coder.decode(image_proposals, bbox_pred[image], img_meta[image, 2:4])
-            if self.reg_class_agnostic:
-                decoded = decoded[:, 0]
+            cls_prob, decoded = model.bbox_head.get_bboxes(proposals[image], cls_score[image], bbox_pred[image],
+                                                           img_meta[image, 2:4])
             image_boxes, image_scores, image_labels, image_valids = multiclass_nms(
-                cls_prob[image], decoded, self.score_thr, self.iou_threshold, self.max_per_img, self.max_candidates,
+                cls_prob, decoded, self.score_thr, self.iou_threshold, self.max_per_img, self.max_candidates,
                 proposal_valids[image])
             boxes.append(image_boxes)
             scores.append(image_scores)
