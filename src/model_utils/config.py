@@ -10,6 +10,7 @@ Importing this module has no side effects: nothing reads ``sys.argv`` until :fun
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import os
 from pathlib import Path
@@ -220,8 +221,7 @@ def load_config(path: str | os.PathLike | None = None,
     """
     schema = read_yaml(DEFAULT_CONFIG_PATH)
     schema.pop(BASE_KEY, None)
-    cfg = read_yaml(DEFAULT_CONFIG_PATH)
-    cfg.pop(BASE_KEY, None)
+    cfg = copy.deepcopy(schema)
     source = str(DEFAULT_CONFIG_PATH)
     if path is not None:
         for file_path, data in _resolve_chain(Path(path)):
