@@ -25,6 +25,14 @@ if str(PROJECT_ROOT) not in sys.path:
 from src.network_define import LOSS_NAMES  # noqa: E402
 
 
+def _save(figure: plt.Figure, path: Path) -> Path:
+    """Lay out, write ``figure`` to ``path`` (PNG, 100 dpi), close it; returns ``path``."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def plot_experiment(experiment_dir: Path, out_dir: Optional[Path] = None) -> List[Path]:
     """Write the PNG curves of ``experiment_dir``; returns their paths. FileNotFoundError without losses.csv."""
     experiment_dir = Path(experiment_dir)
@@ -44,20 +52,14 @@ def plot_experiment(experiment_dir: Path, out_dir: Optional[Path] = None) -> Lis
     axis.set_yscale("log")
     axis.grid(True, alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    written.append(out_dir / "losses.png")
-    figure.savefig(written[-1], dpi=100)
-    plt.close(figure)
+    written.append(_save(figure, out_dir / "losses.png"))
 
     figure, axis = plt.subplots(figsize=(9, 3))
     axis.plot(losses["global_step"], losses["lr"])
     axis.set_xlabel("global step")
     axis.set_ylabel("learning rate")
     axis.grid(True, alpha=0.3)
-    figure.tight_layout()
-    written.append(out_dir / "lr.png")
-    figure.savefig(written[-1], dpi=100)
-    plt.close(figure)
+    written.append(_save(figure, out_dir / "lr.png"))
 
     metrics_path = experiment_dir / "metrics.csv"
     if metrics_path.is_file():
@@ -70,10 +72,7 @@ def plot_experiment(experiment_dir: Path, out_dir: Optional[Path] = None) -> Lis
             axis.set_ylabel("mAP")
             axis.grid(True, alpha=0.3)
             axis.legend()
-            figure.tight_layout()
-            written.append(out_dir / "map.png")
-            figure.savefig(written[-1], dpi=100)
-            plt.close(figure)
+            written.append(_save(figure, out_dir / "map.png"))
     return written
 
 
