@@ -46,6 +46,7 @@ WARNING = "warning"
 TRAIN_COLUMNS = ["img", "img_meta", "gt_bboxes", "gt_labels", "gt_valids", "gt_masks"]
 EVAL_COLUMNS = ["img", "img_meta", "image_id"]
 MAX_LISTED_PROBLEMS = 10
+CROP_ATTEMPTS = 10
 
 
 class DatasetError(ValueError):
@@ -500,13 +501,28 @@ class TransformParams:
     to_rgb: bool
     mask_divider: int
     num_gts: int
+    crop_height: int = 0
+    crop_width: int = 0
+    crop_min_visible: float = 0.5
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
-        """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider and num_gts."""
+        """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts and the crop
+        keys (crop_height, crop_width, crop_min_visible)."""
         return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
                    tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
-                   bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]))
+                   bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
+                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]))
+
+    @property
+    def crops(self) -> bool:
+        """True when training samples are random crop_height x crop_width windows."""
+        return self.crop_height > 0
+
+    @property
+    def train_shape(self) -> tuple[int, int]:
+        """(h, w) of a training sample: the crop window, or img_height x img_width."""
+        return (self.crop_height, self.crop_width) if self.crops else (self.img_height, self.img_width)
 
 
 def rescale_size(orig_h: int, orig_w: int, img_h: int, img_w: int, keep_ratio: bool) -> tuple[int, int]:
@@ -582,6 +598,52 @@ def downsample_masks(masks: np.ndarray, divider: int) -> np.ndarray:
     return (2 * ones.astype(np.uint16) >= divider * divider).astype(np.uint8)
 
 
+def crop_visible_instances(masks: np.ndarray, top: int, left: int, crop_h: int, crop_w: int,
+                           min_visible: float) -> np.ndarray:
+    """Indices of the masks [N,H,W] that keep at least ``min_visible`` of their pixels (and at least one) inside the
+    window rows [top, top + crop_h), columns [left, left + crop_w)."""
+    areas = masks.reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
+    inside = masks[:, top:top + crop_h, left:left + crop_w].reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
+    return np.flatnonzero((inside > 0) & (inside >= min_visible * areas))
+
+
+def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible: float,
+                       rng: np.random.Generator) -> tuple[int, int]:
+    """(top, left) of a crop_h x crop_w window of the [H,W] content of masks [N,H,W].
+
+    Up to CROP_ATTEMPTS - 1 uniformly drawn windows are tried, the first that keeps an instance (see
+    :func:`crop_visible_instances`) wins; otherwise the window is centred on a randomly chosen instance (clamped to
+    the content), which keeps that instance whenever it fits. A window larger than the content starts at 0.
+    """
+    height, width = masks.shape[1:]
+    max_top, max_left = max(height - crop_h, 0), max(width - crop_w, 0)
+    for _ in range(CROP_ATTEMPTS - 1):
+        top, left = int(rng.integers(0, max_top + 1)), int(rng.integers(0, max_left + 1))
+        if masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible).size:
+            return top, left
+    box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
+    if box is None:
+        return top, left
+    centre_y, centre_x = (box[1] + box[3]) / 2.0, (box[0] + box[2]) / 2.0
+    return (int(np.clip(round(centre_y - crop_h / 2.0), 0, max_top)),
+            int(np.clip(round(centre_x - crop_w / 2.0), 0, max_left)))
+
+
+def crop_instances(image: np.ndarray, labels: np.ndarray, masks: np.ndarray, top: int, left: int, crop_h: int,
+                   crop_w: int, min_visible: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the window (top, left, crop_h, crop_w) out of an [H,W,C] image and its instances.
+
+    Returns (image [h',w',C] with h' = min(crop_h, H - top), w' likewise; boxes [K,4] x1,y1,x2,y2 the tight boxes
+    of the cropped masks (x2 exclusive); labels [K]; masks [K,h',w']) for the K instances that keep at least
+    ``min_visible`` of their pixels in the window; the others are dropped.
+    """
+    keep = crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible)
+    cropped_masks = np.ascontiguousarray(masks[keep, top:top + crop_h, left:left + crop_w])
+    boxes = np.array([mask_tight_box(mask) for mask in cropped_masks], np.float32).reshape(-1, 4)
+    return (np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w]), boxes, labels[keep],
+            cropped_masks)
+
+
 def largest_instances(masks: np.ndarray, max_count: int) -> np.ndarray:
     """Indices of the ``max_count`` masks [N,H,W] with the largest area (ties: file order), in file order."""
     if masks.shape[0] <= max_count:
@@ -618,39 +680,54 @@ def prepare_image(image: np.ndarray, params: TransformParams) -> tuple[np.ndarra
 
 
 def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, masks: np.ndarray,
-                         params: TransformParams, flip: bool) -> tuple[np.ndarray, ...]:
+                         params: TransformParams, flip: bool,
+                         rng: np.random.Generator | None = None) -> tuple[np.ndarray, ...]:
     """One training sample in the batch layout (without the batch axis).
 
     Args:
         image: BGR uint8 [h,w,3]; boxes [N,4] x1,y1,x2,y2 original pixels; labels [N] int32; masks [N,h,w] uint8.
         params: geometry/normalisation; flip: mirror horizontally.
+        rng: draws the crop window when ``params.crops`` (required then): the image is resized as for inference,
+            flipped, then a crop_height x crop_width window is cut (:func:`choose_crop_window`,
+            :func:`crop_instances`) and becomes the sample.
 
     Returns:
         img [3,H,W] f32, img_meta [6] f32, gt_bboxes [num_gts,4] f32 (input pixels), gt_labels [num_gts] int32,
-        gt_valids [num_gts] bool, gt_masks [num_gts,H/d,W/d] uint8 (the num_gts largest instances kept).
+        gt_valids [num_gts] bool, gt_masks [num_gts,H/d,W/d] uint8 (the num_gts largest instances kept); H x W is
+        ``params.train_shape``. With a crop, img_meta's scaled size is the part of the window inside the image and
+        its scale factors are those of the resize.
     """
-    keep = largest_instances(masks, params.num_gts)
-    boxes, labels, masks = boxes[keep], labels[keep], masks[keep]
     orig_h, orig_w = image.shape[:2]
     scaled_h, scaled_w = rescale_size(orig_h, orig_w, params.img_height, params.img_width, params.keep_ratio)
     image = resize_image(image, scaled_h, scaled_w)
-    boxes = resize_boxes(boxes, scaled_h / orig_h, scaled_w / orig_w, scaled_h, scaled_w)
     masks = resize_masks(masks, scaled_h, scaled_w)
+    boxes = resize_boxes(boxes, scaled_h / orig_h, scaled_w / orig_w, scaled_h, scaled_w)
     if flip:
         image, boxes, masks = flip_horizontal(image, boxes, masks, scaled_w)
-    image = pad_image(normalize_image(image, params.img_mean, params.img_std, params.to_rgb),
-                      params.img_height, params.img_width)
-    masks = downsample_masks(pad_masks(masks, params.img_height, params.img_width), params.mask_divider)
+    meta = image_meta(orig_h, orig_w, scaled_h, scaled_w)
+    if params.crops:
+        if rng is None:
+            raise ValueError("prepare_train_sample: crop training needs an rng for the crop window")
+        top, left = choose_crop_window(masks, params.crop_height, params.crop_width, params.crop_min_visible, rng)
+        image, boxes, labels, masks = crop_instances(image, labels, masks, top, left, params.crop_height,
+                                                     params.crop_width, params.crop_min_visible)
+        meta[2:4] = image.shape[:2]
+    keep = largest_instances(masks, params.num_gts)
+    boxes, labels, masks = boxes[keep], labels[keep], masks[keep]
+    height, width = params.train_shape
+    image = pad_image(normalize_image(image, params.img_mean, params.img_std, params.to_rgb), height, width)
+    masks = downsample_masks(pad_masks(masks, height, width), params.mask_divider)
     gt_bboxes, gt_labels, gt_valids, gt_masks = pad_instances(boxes, labels, masks, params.num_gts)
-    return (np.ascontiguousarray(image.transpose(2, 0, 1)), image_meta(orig_h, orig_w, scaled_h, scaled_w),
-            gt_bboxes, gt_labels, gt_valids, gt_masks)
+    return np.ascontiguousarray(image.transpose(2, 0, 1)), meta, gt_bboxes, gt_labels, gt_valids, gt_masks
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # MindSpore pipeline
 
 class ShardSampler:
-    """Sample keys ``2 * item_index + flip_flag`` for one shard, in a new seeded order every epoch.
+    """Sample keys ``2 * (epoch * num_items + item_index) + flip_flag`` for one shard, in a new seeded order every
+    epoch (epoch counts this sampler's passes from 0; the source reads the item as ``(key // 2) % num_items`` and
+    may seed per-sample randomness, such as a crop window, from (epoch, item)).
 
     The split into shards is fixed at construction (a seeded permutation when shuffling, cut round-robin), so
     shards never overlap whatever each process does with the dataset. With ``pad`` every shard gets
@@ -667,6 +744,7 @@ class ShardSampler:
         if pad and num_items:
             order = np.resize(order, math.ceil(num_items / num_shards) * num_shards)
         self.items = order[shard_id::num_shards]
+        self.num_items = num_items
         self.seed, self.shard_id, self.shuffle, self.flip_ratio = seed, shard_id, shuffle, flip_ratio
         self.epoch = 0
 
@@ -674,28 +752,34 @@ class ShardSampler:
         return len(self.items)
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.shard_id, self.epoch])
+        epoch = self.epoch
+        rng = np.random.default_rng([self.seed, self.shard_id, epoch])
         self.epoch += 1
         items = rng.permutation(self.items) if self.shuffle else self.items
         flips = rng.random(len(items)) < self.flip_ratio
-        return iter([int(2 * item + flip) for item, flip in zip(items, flips)])
+        return iter([int(2 * (epoch * self.num_items + item) + flip) for item, flip in zip(items, flips)])
 
 
 class TrainSource:
-    """Random-access source: key ``2 * index + flip`` -> one training sample (see :func:`prepare_train_sample`)."""
+    """Random-access source: key ``2 * (epoch * len(records) + index) + flip`` (see :class:`ShardSampler`) -> one
+    training sample (see :func:`prepare_train_sample`); its crop window is drawn from (seed, epoch, index)."""
 
-    def __init__(self, records: Sequence[ImageRecord], params: TransformParams):
+    def __init__(self, records: Sequence[ImageRecord], params: TransformParams, seed: int = 0):
         self.records = list(records)
         self.params = params
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, key: int) -> tuple[np.ndarray, ...]:
-        index, flip = divmod(int(key), 2)
+        position, flip = divmod(int(key), 2)
+        epoch, index = divmod(position, len(self.records))
         record = self.records[index]
         image = read_image(record.path, record.height, record.width)
-        return prepare_train_sample(image, record.boxes, record.labels, decode_masks(record), self.params, bool(flip))
+        rng = np.random.default_rng([self.seed, epoch, index]) if self.params.crops else None
+        return prepare_train_sample(image, record.boxes, record.labels, decode_masks(record), self.params, bool(flip),
+                                    rng)
 
 
 class EvalSource:
@@ -709,7 +793,7 @@ class EvalSource:
         return len(self.paths)
 
     def __getitem__(self, key: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        image_id, path, height, width = self.paths[int(key) // 2]
+        image_id, path, height, width = self.paths[(int(key) // 2) % len(self.paths)]
         img, meta = prepare_image(read_image(path, height, width), self.params)
         return img, meta, np.array(image_id, np.int32)
 
@@ -762,7 +846,7 @@ def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: st
                                 int(cfg["train_dataset_divider"]))
         if not records:
             raise DatasetError(f"{coco.annotation_file}: no image has a valid annotation to train on")
-        source, columns = TrainSource(records, params), TRAIN_COLUMNS
+        source, columns = TrainSource(records, params, int(cfg["seed"])), TRAIN_COLUMNS
         flip_ratio, batch_size = float(cfg["flip_ratio"]), int(cfg["batch_size"])
     else:
         paths = [(image_id, coco.image_path(image_id), *coco.image_size(image_id)) for image_id in coco.image_ids]

@@ -187,7 +187,8 @@ class TrainStep:
 
 
 def build_detector(cfg: Config) -> Tuple[nn.Cell, nn.Cell]:
-    """(MsRcnn, MsRcnnInfer sharing its parameters; both use the same parameter names)."""
+    """(MsRcnn for the training input size (the crop window with crop training), MsRcnnInfer for img_height x
+    img_width sharing its parameters; both use the same parameter names)."""
     from src.blocks.ms_rcnn import MsRcnn, MsRcnnInfer
 
     model = MsRcnn(cfg)

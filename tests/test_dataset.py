@@ -201,7 +201,7 @@ def test_num_gts_keeps_the_largest_and_warns_once(tmp_path, caplog):
 def test_shards_do_not_overlap_and_cover_everything(num_items):
     shards = [D.ShardSampler(num_items, seed=5, shuffle=True, flip_ratio=0.5, num_shards=3, shard_id=k)
               for k in range(3)]
-    epochs = [[sorted(key // 2 for key in shard) for shard in shards] for _ in range(2)]
+    epochs = [[sorted((key // 2) % num_items for key in shard) for shard in shards] for _ in range(2)]
     for per_shard in epochs:
         assert all(len(items) == -(-num_items // 3) for items in per_shard)
         union = set().union(*map(set, per_shard))
@@ -215,7 +215,8 @@ def test_shards_do_not_overlap_and_cover_everything(num_items):
 def test_sampler_reshuffles_each_epoch_and_respects_flip_ratio():
     sampler = D.ShardSampler(50, seed=0, shuffle=True, flip_ratio=0.0)
     first, second = list(sampler), list(sampler)
-    assert sorted(first) == sorted(second) == [2 * i for i in range(50)] and first != second
+    assert sorted(first) == [2 * i for i in range(50)] and sorted(second) == [2 * (50 + i) for i in range(50)]
+    assert [key - 100 for key in second] != first
     assert all(key % 2 == 1 for key in D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=1.0))
     assert list(D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=0.0, num_shards=2, shard_id=1, pad=False)) == [2, 6]
 
@@ -360,3 +361,104 @@ def test_json_path_with_sibling_data_folder(parts_dataset):
     root, data = parts_dataset
     coco = D.CocoDataset(root / "labels.json", PARTS_CLASSES)
     assert coco.image_dir == root / "data" and coco.image_ids == [image["id"] for image in data["images"]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# random crops at native resolution
+
+def _coordinate_image(height: int, width: int) -> np.ndarray:
+    """uint8 image whose channel 0 is the row and channel 1 the column (mod 256): a crop's offset can be read off."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return np.stack([rows % 256, cols % 256, np.full_like(rows, 7)], axis=2).astype(np.uint8)
+
+
+def test_crop_visible_instances_by_hand():
+    masks = np.zeros((4, 40, 40), np.uint8)
+    masks[0, 0:10, 0:10] = 1        # 100 px, window rows/cols [5, 25): 5 x 5 = 25 inside -> 0.25
+    masks[1, 10:20, 10:20] = 1      # fully inside -> 1.0
+    masks[2, 20:30, 0:10] = 1       # rows 20..24 inside, cols 5..9 inside: 5 x 5 = 25 -> 0.25
+    masks[3, 30:40, 30:40] = 1      # outside
+    np.testing.assert_array_equal(D.crop_visible_instances(masks, 5, 5, 20, 20, 0.5), [1])
+    np.testing.assert_array_equal(D.crop_visible_instances(masks, 5, 5, 20, 20, 0.25), [0, 1, 2])
+    np.testing.assert_array_equal(D.crop_visible_instances(masks, 0, 0, 40, 40, 1.0), [0, 1, 2, 3])
+    empty = np.zeros((1, 40, 40), np.uint8)
+    assert D.crop_visible_instances(empty, 0, 0, 40, 40, 0.1).size == 0
+
+
+def test_crop_instances_recomputes_boxes_from_the_visible_mask():
+    image = _coordinate_image(40, 60)
+    masks = np.zeros((3, 40, 60), np.uint8)
+    masks[0, 12:18, 20:30] = 1                        # inside the window
+    for step in range(30):                            # a thin diagonal line, 30 px, 20 of them in the window
+        masks[1, 5 + step, 5 + step] = 1
+    masks[2, 0:4, 50:60] = 1                          # outside
+    labels = np.array([1, 2, 3], np.int32)
+    cropped, boxes, kept_labels, kept_masks = D.crop_instances(image, labels, masks, 10, 15, 32, 32, 0.5)
+    # window rows [10, 40) (only 30 rows exist), columns [15, 47)
+    assert cropped.shape == (30, 32, 3)
+    assert cropped[0, 0, 0] == 10 and cropped[0, 0, 1] == 15 and cropped[-1, -1, 0] == 39
+    np.testing.assert_array_equal(kept_labels, [1, 2])
+    # instance 0: rows 2..7, cols 5..14 in the window; the diagonal: pixels (r, c) = (5+s, 5+s) with s in 10..29
+    np.testing.assert_array_equal(boxes, [[5, 2, 15, 8], [0, 5, 20, 25]])
+    assert kept_masks.shape == (2, 30, 32) and kept_masks[0].sum() == 60 and kept_masks[1].sum() == 20
+    _, _, labels_strict, _ = D.crop_instances(image, labels, masks, 10, 15, 32, 32, 0.7)
+    np.testing.assert_array_equal(labels_strict, [1])
+
+
+def test_crop_window_falls_back_to_an_instance_when_random_windows_miss():
+    masks = np.zeros((1, 200, 200), np.uint8)
+    masks[0, 190:196, 2:8] = 1                        # a 6 x 6 instance in a corner
+    for seed in range(20):
+        top, left = D.choose_crop_window(masks, 32, 32, 0.5, np.random.default_rng(seed))
+        assert 0 <= top <= 168 and 0 <= left <= 168
+        assert D.crop_visible_instances(masks, top, left, 32, 32, 0.5).tolist() == [0]
+    # a window larger than the content starts at 0
+    assert D.choose_crop_window(np.zeros((0, 20, 20), np.uint8), 32, 32, 0.5, np.random.default_rng(0)) == (0, 0)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_prepare_train_sample_crops_at_native_resolution(flip):
+    image = _coordinate_image(100, 100)
+    masks = np.zeros((2, 100, 100), np.uint8)
+    masks[0, 40:60, 30:50] = 1
+    masks[1, 0:4, 0:4] = 1
+    boxes = np.array([[30, 40, 50, 60], [0, 0, 4, 4]], np.float32)
+    params = _params(img_height=128, img_width=128, keep_ratio=False, mask_divider=1, crop_height=64,
+                     crop_width=64, crop_min_visible=0.5)
+    img, meta, gt_bboxes, gt_labels, gt_valids, gt_masks = D.prepare_train_sample(
+        image, boxes, np.array([1, 2], np.int32), masks, params, flip, np.random.default_rng(3))
+    assert img.shape == (3, 64, 64) and gt_masks.shape == (4, 64, 64)
+    resized = cv2.resize(image, (128, 128), interpolation=cv2.INTER_LINEAR)
+    resized = resized[:, ::-1] if flip else resized
+    top = int(np.flatnonzero((resized[:, :, 0] == img[0, 0, 0]).any(axis=1))[0])
+    matches = [(top + r, left) for r in range(3) for left in range(65)
+               if np.array_equal(resized[top + r:top + r + 64, left:left + 64].transpose(2, 0, 1), img)]
+    assert len(matches) >= 1
+    np.testing.assert_allclose(meta, [100, 100, 64, 64, 1.28, 1.28], rtol=1e-6)
+    for index in np.flatnonzero(gt_valids):
+        np.testing.assert_array_equal(gt_bboxes[index], D.mask_tight_box(gt_masks[index]))
+    assert gt_valids.sum() >= 1 and set(gt_labels[gt_valids]) <= {1, 2}
+    assert not gt_masks[~gt_valids].any()
+
+
+def test_crop_requires_an_rng():
+    params = _params(crop_height=64, crop_width=64)
+    with pytest.raises(ValueError, match="rng"):
+        D.prepare_train_sample(np.zeros((100, 100, 3), np.uint8), np.zeros((0, 4), np.float32),
+                               np.zeros(0, np.int32), np.zeros((0, 100, 100), np.uint8), params, False)
+
+
+def test_train_source_draws_crops_per_epoch_deterministically(parts_dataset):
+    root, _ = parts_dataset
+    coco = D.CocoDataset(root, PARTS_CLASSES)
+    records = D.train_records(coco, num_gts=8)
+    params = _params(img_height=128, img_width=128, crop_height=64, crop_width=64, num_gts=8)
+    source = D.TrainSource(records, params, seed=4)
+    first, again = source[0], D.TrainSource(records, params, seed=4)[0]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    next_epoch = source[2 * len(records)]             # the same image and flip in the next epoch
+    assert first[0].shape == next_epoch[0].shape == (3, 64, 64)
+    different_windows = [not np.array_equal(source[2 * item][0], source[2 * (len(records) + item)][0])
+                         for item in range(len(records))]
+    assert any(different_windows)

@@ -1,5 +1,5 @@
 """Mask Scoring R-CNN: composition of the backbone, FPN, RPN, bbox head, mask head and MaskIoU head."""
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -34,8 +34,21 @@ def _select_class(class_maps: Tensor, labels: Tensor) -> Tensor:
     return (class_maps * one_hot).sum(axis=1)
 
 
+def input_shape(cfg: Config) -> Tuple[int, int]:
+    """Static (h, w) of the network input at test time: img_height x img_width."""
+    return int(cfg.img_height), int(cfg.img_width)
+
+
+def train_input_shape(cfg: Config) -> Tuple[int, int]:
+    """Static (h, w) of the training input: the crop window when crop training is on, else the test-time size."""
+    if int(cfg.crop_height) > 0:
+        return int(cfg.crop_height), int(cfg.crop_width)
+    return input_shape(cfg)
+
+
 class MsRcnn(nn.Cell):
-    """Mask Scoring R-CNN for training, built from a ``Config`` (static input size img_height x img_width).
+    """Mask Scoring R-CNN for training, built from a ``Config`` (static input size ``img_shape`` (h, w), by default
+    :func:`train_input_shape`: the crop window with crop training, else img_height x img_width).
 
     construct(img [B, 3, H, W] float32, img_meta [B, 6], gt_bboxes [B, G, 4], gt_labels [B, G] int32,
     gt_valids [B, G] bool, gt_masks [B, G, H / mask_divider, W / mask_divider] uint8) -> (loss_rpn_cls,
@@ -45,10 +58,10 @@ class MsRcnn(nn.Cell):
     GRAPH and PYNATIVE on a freshly built model.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, img_shape: Optional[Sequence[int]] = None):
         super().__init__()
         self.cfg = cfg
-        img_shape = (int(cfg.img_height), int(cfg.img_width))
+        img_shape = tuple(img_shape) if img_shape is not None else train_input_shape(cfg)
         num_classes = int(cfg.num_classes)
         self.num_classes = num_classes
         self.backbone = build_backbone(cfg.backbone)
@@ -57,8 +70,6 @@ class MsRcnn(nn.Cell):
         self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
         self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors, img_shape,
                                                  cfg.rpn.bbox_coder)
-        self.test_proposals = ProposalGenerator(cfg.test_cfg.rpn, self.rpn_head.level_anchors, img_shape,
-                                                cfg.rpn.bbox_coder)
         self.mask_assigner_sampler = MaskAssignerSampler(cfg, int(cfg.seed), RCNN_SEED_STREAM)
         self.bbox_roi_extractor = SingleLayerRoIExtractor(cfg.roi)
         self.mask_roi_extractor = SingleLayerRoIExtractor(cfg.mask_roi)
@@ -119,7 +130,9 @@ class MsRcnn(nn.Cell):
 
 
 class MsRcnnInfer(nn.Cell):
-    """Inference network sharing the parameters of an ``MsRcnn``.
+    """Inference network sharing the parameters of an ``MsRcnn``, for the static input size ``img_shape`` (h, w)
+    (default :func:`input_shape`, img_height x img_width; it may differ from the training model's crop size:
+    anchors and proposals are made for this size, every parameter is shared).
 
     construct(img [B, 3, H, W], img_meta [B, 6]) -> (bboxes [B, M, 4] (x1, y1, x2, y2 in input pixels, clipped to
     the scaled content), labels [B, M] int32 (1..num_classes-1), cls_scores [B, M], mask_probs [B, M, 28, 28]
@@ -131,10 +144,13 @@ class MsRcnnInfer(nn.Cell):
     highest-scoring (box, class) pairs of an image as candidates.
     """
 
-    def __init__(self, model: MsRcnn):
+    def __init__(self, model: MsRcnn, img_shape: Optional[Sequence[int]] = None):
         super().__init__(auto_prefix=False)
         cfg = model.cfg
         self.model = model
+        img_shape = tuple(img_shape) if img_shape is not None else input_shape(cfg)
+        self.test_proposals = ProposalGenerator(cfg.test_cfg.rpn, model.rpn_head.anchors_for(img_shape), img_shape,
+                                                cfg.rpn.bbox_coder)
         rcnn_cfg = cfg.test_cfg.rcnn
         self.score_thr = float(rcnn_cfg.score_thr)
         self.iou_threshold = float(rcnn_cfg.iou_threshold)
@@ -146,7 +162,7 @@ class MsRcnnInfer(nn.Cell):
         batch = img.shape[0]
         features = model.features(img)
         rpn_cls, rpn_reg = model.rpn_head(features)
-        proposals, _, proposal_valids = model.test_proposals(rpn_cls, rpn_reg, img_meta)
+        proposals, _, proposal_valids = self.test_proposals(rpn_cls, rpn_reg, img_meta)
         num_proposals = proposals.shape[1]
         rois = _with_batch_index([proposals[image] for image in range(batch)])
         cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))

@@ -403,4 +403,10 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("img_mean", lambda v: len(v) == 3, "3 numbers (one per channel)")
     check("img_std", lambda v: len(v) == 3 and all(s > 0 for s in v), "3 positive numbers")
     check("flip_ratio", unit, "in [0, 1]")
+    crop_on = cfg.crop_height > 0 or cfg.crop_width > 0
+    check("crop_height", lambda v: v == 0 if not crop_on else 0 < v <= cfg.img_height and v % cfg.divider == 0,
+          f"0 together with crop_width, or a positive multiple of divider={cfg.divider} <= img_height")
+    check("crop_width", lambda v: v == 0 if not crop_on else 0 < v <= cfg.img_width and v % cfg.divider == 0,
+          f"0 together with crop_height, or a positive multiple of divider={cfg.divider} <= img_width")
+    check("crop_min_visible", lambda v: 0 < v <= 1, "in (0, 1]")
     check("visualize_score_thr", unit, "in [0, 1]")

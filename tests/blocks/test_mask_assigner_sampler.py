@@ -93,3 +93,33 @@ def test_no_valid_gt_gives_no_positive(tiny_cfg):
     assert labels.sum() == 0 and bbox_weights.sum() == 0 and np.all(np.isfinite(bbox_targets))
     assert label_weights.sum() == tiny_cfg.train_cfg.rcnn.sampler.num
     assert not outputs[7].asnumpy().any() and np.all(outputs[9].asnumpy() == 1.0)
+
+
+def test_full_resolution_mask_targets(tiny_cfg):
+    """mask_divider 1: a 56 x 56 px RoI has 2 x 2 px bins whose 2 x 2 aligned samples fall on pixel centres, so
+    each bin is the exact mean of its block. gt mask rows 20..67, cols 16..71 (48 x 56 = 2688 px)."""
+    values = tiny_cfg.to_dict()
+    values["mask_divider"] = 1
+    sampler = MaskAssignerSampler(type(tiny_cfg).from_dict(values), seed=0, seed2=3)
+    gt_bboxes = np.zeros((NUM_GTS, 4), np.float32)
+    gt_labels = np.zeros(NUM_GTS, np.int32)
+    gt_valids = np.zeros(NUM_GTS, bool)
+    gt_masks = np.zeros((NUM_GTS, 128, 128), np.uint8)
+    gt_bboxes[0], gt_labels[0], gt_valids[0] = [16, 20, 72, 68], 2, True
+    gt_masks[0, 20:68, 16:72] = 1
+    proposals = np.zeros((NUM_PROPOSALS, 4), np.float32)
+    proposal_valids = np.zeros(NUM_PROPOSALS, bool)
+    proposals[0] = [16, 20, 72, 76]                  # rows 20..75: the mask fills its first 48 rows = 24 bins
+    proposals[1] = [16, 32, 72, 88]                  # rows 32..87: 36 mask rows = 18 bins, 36 x 56 = 2016 px
+    proposal_valids[:2] = True
+    outputs = sampler(*(Tensor(a) for a in (proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks)),
+                      sampler.draw(1, NUM_PROPOSALS, NUM_GTS)[0])
+    pos_rois, mask_targets, area_ratios = (outputs[i].asnumpy() for i in (5, 8, 9))
+    np.testing.assert_array_equal(pos_rois[:2], proposals[:2])
+    expected_first = np.zeros((28, 28))
+    expected_first[:24] = 1
+    expected_second = np.zeros((28, 28))
+    expected_second[:18] = 1
+    np.testing.assert_array_equal(mask_targets[0], expected_first)
+    np.testing.assert_array_equal(mask_targets[1], expected_second)
+    np.testing.assert_allclose(area_ratios[:2], [1.0, 2016 / 2688], rtol=1e-5)

@@ -120,3 +120,31 @@ def test_custom_and_builtin_roi_align_give_the_same_training_losses(tiny_cfg):
     np.testing.assert_allclose(custom_losses, builtin_losses, rtol=1e-4, atol=1e-6)
     for custom_grad, builtin_grad in zip(custom_grads, builtin_grads):
         np.testing.assert_allclose(custom_grad, builtin_grad, rtol=1e-3, atol=1e-5)
+
+
+def test_crop_training_shape_and_whole_image_inference_share_weights(tiny_cfg):
+    """With crop training the model trains on crop_height x crop_width inputs while the inference network, built on
+    the same parameters, takes img_height x img_width; its anchors cover the larger input."""
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    values = tiny_cfg.to_dict()
+    values.update(crop_height=64, crop_width=64, mask_divider=1)
+    crop_cfg = type(tiny_cfg).from_dict(values)
+    model = MsRcnn(crop_cfg)
+    infer = MsRcnnInfer(model)
+    num_anchors = len(crop_cfg.rpn.anchor_generator.ratios) * len(crop_cfg.rpn.anchor_generator.scales)
+    cells = sum((-(-64 // s)) ** 2 for s in crop_cfg.rpn.anchor_generator.strides)    # ceil(64 / stride) squared
+    assert model.rpn_head.anchors.shape[0] == cells * num_anchors
+    infer_anchors = sum(anchors.shape[0] for anchors in model.rpn_head.anchors_for((128, 128)))
+    assert infer_anchors == sum((-(-128 // s)) ** 2 for s in crop_cfg.rpn.anchor_generator.strides) * num_anchors
+    assert {p.name for p in infer.get_parameters()} == {p.name for p in model.get_parameters()}
+    values.update(img_height=64, img_width=64)
+    batch = make_batch(type(tiny_cfg).from_dict(values), seed=1)
+    model.set_train(True)
+    losses = np.array([loss.asnumpy() for loss in model(*batch)])
+    assert np.all(np.isfinite(losses)) and losses[4] > 0
+    infer.set_train(False)
+    img = Tensor(np.random.default_rng(0).normal(size=(1, 3, 128, 128)).astype(np.float32))
+    meta = Tensor(np.array([[128, 128, 128, 128, 1, 1]], np.float32))
+    bboxes, *_, valids = infer(img, meta)
+    assert bboxes.shape == (1, crop_cfg.test_cfg.rcnn.max_per_img, 4)
+    assert bboxes.asnumpy().max() <= 128 + 1e-4

@@ -110,6 +110,10 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"opt_type": "rmsprop"}, r"'opt_type' must be 'sgd' or 'adam'"),
     ({"roi.roi_layer.impl": "fast"}, r"'roi.roi_layer.impl' must be 'auto', 'custom' or 'builtin'"),
     ({"flip_ratio": 1.5}, r"'flip_ratio' must be in \[0, 1\]"),
+    ({"crop_height": 512}, r"'crop_width' must be 0 together with crop_height, or a positive multiple of divider=64"),
+    ({"crop_height": 2048, "crop_width": 512}, r"'crop_height' must be .* <= img_height, got 2048"),
+    ({"crop_height": 500, "crop_width": 512}, r"'crop_height' must be .*multiple of divider=64 <= img_height, got 500"),
+    ({"crop_min_visible": 0.0}, r"'crop_min_visible' must be in \(0, 1\]"),
 ])
 def test_impossible_values_are_rejected(override, pattern):
     with pytest.raises(ConfigError, match=pattern):

@@ -38,8 +38,7 @@ class RPNHead(nn.Cell):
         anchor_cfg = rpn_cfg.anchor_generator
         self.anchor_generator = AnchorGenerator(anchor_cfg.strides, anchor_cfg.ratios, anchor_cfg.scales)
         self.num_anchors = self.anchor_generator.num_base_anchors
-        self.featmap_sizes = [(int(math.ceil(img_shape[0] / stride)), int(math.ceil(img_shape[1] / stride)))
-                              for stride in anchor_cfg.strides]
+        self.featmap_sizes = self._featmap_sizes(img_shape)
         self.level_anchors: List[np.ndarray] = self.anchor_generator.grid_anchors(self.featmap_sizes)
         self.anchors = Tensor(np.concatenate(self.level_anchors, 0))
         self.anchor_cells = Tensor(self._anchor_cells())
@@ -57,6 +56,15 @@ class RPNHead(nn.Cell):
         self.bbox_coder = DeltaXYWHBBoxCoder(rpn_cfg.bbox_coder.target_means, rpn_cfg.bbox_coder.target_stds)
         self.loss_cls_weight = float(rpn_cfg.loss_cls.loss_weight)
         self.loss_bbox_weight = float(rpn_cfg.loss_bbox.loss_weight)
+
+    def _featmap_sizes(self, img_shape: Sequence[int]) -> List[Tuple[int, int]]:
+        """(h_l, w_l) of each level's feature map for an input of img_shape (h, w): ceil(side / stride)."""
+        return [(int(math.ceil(img_shape[0] / stride)), int(math.ceil(img_shape[1] / stride)))
+                for stride in self.anchor_generator.strides]
+
+    def anchors_for(self, img_shape: Sequence[int]) -> List[np.ndarray]:
+        """Anchors per level (numpy [N_l, 4], the order of ``level_anchors``) for another input size (h, w)."""
+        return self.anchor_generator.grid_anchors(self._featmap_sizes(img_shape))
 
     def _anchor_cells(self) -> np.ndarray:
         """[N, 3] float32 per anchor: (x * stride, y * stride, stride) of its feature location."""
