@@ -176,7 +176,7 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                     start_step, global_step)
 
     checkpoints = CheckpointManager(exp_dir / "checkpoints", exp_dir / "best_ckpt", cfg.keep_checkpoint_max,
-                                    cfg.keep_best_checkpoints_max) if is_main else None
+                                    cfg.keep_best_checkpoints_max, cfg.coco_classes) if is_main else None
     step_log = CsvLog(exp_dir / "losses.csv", STEP_COLUMNS) if is_main else None
     epoch_log = CsvLog(exp_dir / "metrics.csv", EPOCH_COLUMNS) if is_main else None
     evaluator = TrainingEvaluator(cfg, infer_net) if cfg.run_eval and is_main else None

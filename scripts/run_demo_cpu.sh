@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end demo on CPU: environment, synthetic car-parts data, kernels, training of a small model from scratch,
-# evaluation, inference with overlays and training curves. Everything goes to OUT_DIR (default outputs/demo).
-# Usage: bash scripts/run_demo_cpu.sh [--key value ...]   (config overrides for training, e.g. --epoch_size 4)
-# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), DEMO_CONFIG (default configs/demo_parts_cpu.yaml),
-#              DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300).
+# End-to-end demo on CPU, photos in, repair-cost report out: environment, synthetic car-damage data, kernels, a
+# car-part model and a damage model trained from scratch, their evaluation, a price model fitted on the train
+# subset's past claims, and the repair-cost report of the test photos. Everything goes to OUT_DIR (outputs/demo).
+# Usage: bash scripts/run_demo_cpu.sh [--key value ...]   (config overrides for both trainings, e.g. --epoch_size 2)
+# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), PARTS_CONFIG (configs/demo_parts_cpu.yaml),
+#              DAMAGE_CONFIG (configs/demo_damage_cpu.yaml), PRICE_MODEL_KIND (regression, group_mean or
+#              global_mean), DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300).
 set -euo pipefail
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,10 +21,12 @@ if ! python -c "import mindspore" >/dev/null 2>&1; then
     fi
     export PATH="$root/.venv/bin:$PATH"
 fi
-export PYTHON=python DEVICE_TARGET=CPU
+# MindSpore's own C++ log: errors only (its graph-compiler notes say nothing to a user); the project logs as usual.
+export PYTHON=python DEVICE_TARGET=CPU GLOG_v="${GLOG_v:-3}"
 data_dir="$(realpath -m "${DATA_DIR:-$root/data/synthetic_car_damage}")"
 out_dir="$(realpath -m "${OUT_DIR:-$root/outputs/demo}")"
-config="$(realpath -m "${DEMO_CONFIG:-$root/configs/demo_parts_cpu.yaml}")"
+parts_config="$(realpath -m "${PARTS_CONFIG:-$root/configs/demo_parts_cpu.yaml}")"
+damage_config="$(realpath -m "${DAMAGE_CONFIG:-$root/configs/demo_damage_cpu.yaml}")"
 mkdir -p "$out_dir"
 
 if [ ! -f "$data_dir/parts/train/labels.json" ]; then
@@ -32,31 +36,44 @@ fi
 echo "== Building the RoIAlign kernels"
 bash scripts/build_custom.sh
 
-cd "$out_dir"
-echo "== Training (log: $out_dir/LOG/train.log)"
-bash "$root/scripts/run_standalone_train_gpu.sh" "$config" "$data_dir/parts/train" "$data_dir/parts/validation" \
-    "$out_dir/train_outputs" demo-parts "$@"
-experiment="$(ls -td "$out_dir"/train_outputs/*/ | head -1)"
-experiment="${experiment%/}"
-checkpoint="$(ls -t "$experiment"/checkpoints/*.ckpt | head -1)"
+# train_and_evaluate TASK CONFIG [--key value ...]: trains on DATA/TASK, evaluates the last checkpoint on its
+# validation subset; prints the checkpoint path as the last line.
+train_and_evaluate() {
+    local task="$1" config="$2"
+    shift 2
+    mkdir -p "$out_dir/$task"
+    (
+        cd "$out_dir/$task"
+        echo "== Training the $task model (log: $out_dir/$task/LOG/train.log)" >&2
+        bash "$root/scripts/run_standalone_train_gpu.sh" "$config" "$data_dir/$task/train" \
+            "$data_dir/$task/validation" "$out_dir/$task/train_outputs" "demo-$task" "$@" >&2
+        experiment="$(ls -td "$out_dir/$task"/train_outputs/*/ | head -1)"
+        checkpoint="$(ls -t "${experiment%/}"/checkpoints/*.ckpt | head -1)"
+        echo "== Evaluating the $task model (log: $out_dir/$task/LOG/eval.log)" >&2
+        rm -f "$out_dir/$task/predictions.json"
+        bash "$root/scripts/run_eval_gpu.sh" "$config" "$data_dir/$task/validation" "$checkpoint" \
+            "$out_dir/$task/predictions.json" >&2
+        python "$root/src/tools/plot_training.py" "${experiment%/}" >&2
+        echo "$checkpoint"
+    )
+}
+parts_checkpoint="$(train_and_evaluate parts "$parts_config" "$@" | tail -1)"
+damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
 
-echo "== Evaluating $checkpoint"
-rm -f "$out_dir/predictions.json"
-bash "$root/scripts/run_eval_gpu.sh" "$config" "$data_dir/parts/validation" "$checkpoint" \
-    "$out_dir/predictions.json"
-echo "== Inference on $data_dir/parts/test/data"
-bash "$root/scripts/run_infer_gpu.sh" "$config" "$checkpoint" "$data_dir/parts/test/data" "$out_dir/infer.json" \
-    --visualize "$out_dir/overlays"
-echo "== Training curves"
-python "$root/src/tools/plot_training.py" "$experiment"
+echo "== Price model: k-fold comparison on the train subset's claims, then the ${PRICE_MODEL_KIND:-regression} model fitted on all of them"
+python -m src.damage_cost.evaluate_pricing "$data_dir/claims.csv" --subset train --out "$out_dir/pricing_cv.csv" \
+    --fit-out "$out_dir/price_model.json" --model "${PRICE_MODEL_KIND:-regression}"
+
+echo "== Repair-cost report of the test photos"
+bash "$root/scripts/run_damage_cost_gpu.sh" "$parts_config" "$parts_checkpoint" "$damage_config" \
+    "$damage_checkpoint" "$out_dir/price_model.json" "$data_dir/parts/test/data" "$out_dir/damage_cost"
 
 cat <<EOF
 
 Demo finished.
-  experiment (config, log, metrics.csv, losses.csv, checkpoints, curves): $experiment
-  checkpoint used:      $checkpoint
-  evaluation log:       $out_dir/LOG/eval.log
-  predictions (COCO):   $out_dir/predictions.json
-  inference JSON:       $out_dir/infer.json
-  overlays:             $out_dir/overlays/
+  repair-cost report:   $out_dir/damage_cost/report.json, report.csv
+  annotated photos:     $out_dir/damage_cost/*_cost.png
+  parts model:          $parts_checkpoint (evaluation: $out_dir/parts/LOG/eval.log)
+  damage model:         $damage_checkpoint (evaluation: $out_dir/damage/LOG/eval.log)
+  price model:          $out_dir/price_model.json (k-fold comparison: $out_dir/pricing_cv.csv)
 EOF

@@ -2,10 +2,13 @@
 
 Log lines look like ``[2023-10-18T17:08:27.572] INFO: epoch: 1, step: 100, loss_rpn_cls: 0.052311, ...,
 loss: 3.359563, lr: 0.004016, step_time: 512.3 ms`` (losses averaged over the last ``log_interval`` steps).
-Checkpoints are written to a temporary name and renamed, so a crash never leaves a truncated ``.ckpt``.
+Checkpoints are written to a temporary name and renamed, so a crash never leaves a truncated ``.ckpt``; they also hold
+the training state (``train_state.*``) and the config's ``coco_classes`` (``model.coco_classes``, a JSON list), which
+weight loading ignores.
 Only rank 0 writes files; the other ranks log warnings to the console.
 """
 import csv
+import json
 import logging
 import math
 import os
@@ -29,6 +32,7 @@ STEP_COLUMNS = ["epoch", "step", "global_step", *LOSS_NAMES, "loss", "lr", "loss
 EPOCH_COLUMNS = ["epoch", "global_step", *LOSS_NAMES, "loss", "bbox_mAP", "seg_mAP", "epoch_time_s"]
 CHECKPOINT_STATE_KEYS = ("epoch", "step", "global_step")
 STATE_PREFIX = "train_state."
+CLASSES_KEY = "model.coco_classes"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -148,13 +152,16 @@ class CsvLog:
         return f"{value:.6g}" if isinstance(value, float) else value
 
 
-def atomic_save_checkpoint(cell: nn.Cell, path: Path, state: Dict[str, int]) -> Path:
-    """Save every parameter of ``cell`` plus ``state`` (epoch, step, global_step, stored as ``train_state.<key>``) to
-    ``path`` via a temporary file."""
+def atomic_save_checkpoint(cell: nn.Cell, path: Path, state: Dict[str, int],
+                           class_names: Sequence[str] = ()) -> Path:
+    """Save every parameter of ``cell`` plus ``state`` (epoch, step, global_step, stored as ``train_state.<key>``) and
+    ``class_names`` (when given, as a JSON list under ``model.coco_classes``) to ``path`` via a temporary file."""
     path = Path(path)
     temporary = path.with_name(f".tmp-{path.name}")
-    ms.save_checkpoint(cell, str(temporary),
-                       append_dict={f"{STATE_PREFIX}{key}": int(value) for key, value in state.items()})
+    extra: Dict[str, object] = {f"{STATE_PREFIX}{key}": int(value) for key, value in state.items()}
+    if class_names:
+        extra[CLASSES_KEY] = json.dumps([str(name) for name in class_names])
+    ms.save_checkpoint(cell, str(temporary), append_dict=extra)
     os.replace(temporary, path)
     return path
 
@@ -163,6 +170,26 @@ def read_checkpoint_state(param_dict: Dict[str, ms.Parameter]) -> Dict[str, int]
     """(epoch, step, global_step) stored by :func:`atomic_save_checkpoint`; zeros when absent (e.g. pretrained)."""
     return {key: int(param_dict[f"{STATE_PREFIX}{key}"].asnumpy()) if f"{STATE_PREFIX}{key}" in param_dict else 0
             for key in CHECKPOINT_STATE_KEYS}
+
+
+def read_checkpoint_classes(checkpoint_path: Path) -> Optional[List[str]]:
+    """The ``coco_classes`` stored in a checkpoint by :func:`atomic_save_checkpoint`, or None when it has none (older
+    checkpoints, pretrained weights). Only that entry is loaded. Raises ValueError naming the file when the entry is
+    not a JSON list of strings."""
+    try:
+        entries = ms.load_checkpoint(str(checkpoint_path), choice_func=lambda name: name == CLASSES_KEY)
+    except ValueError as error:
+        if "empty after filter" in str(error):  # MindSpore's way of saying the entry is absent
+            return None
+        raise
+    try:
+        names = json.loads(str(entries[CLASSES_KEY]))
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{checkpoint_path}: entry '{CLASSES_KEY}' should be a JSON list of class names, got "
+                         f"{str(entries[CLASSES_KEY])[:80]!r}")
+    return names
 
 
 def periodic_checkpoints(checkpoint_dir: Path) -> List[Tuple[int, int, Path]]:
@@ -183,13 +210,16 @@ def latest_checkpoint(checkpoint_dir: Path) -> Optional[Path]:
 
 class CheckpointManager:
     """Periodic checkpoints in ``checkpoint_dir`` (``msrcnn-<epoch>_<step>.ckpt``, newest ``keep_max`` kept) and best
-    checkpoints by segm mAP in ``best_dir`` (``msrcnn-best-e<epoch>-segm<mAP>.ckpt``, top ``keep_best_max`` kept)."""
+    checkpoints by segm mAP in ``best_dir`` (``msrcnn-best-e<epoch>-segm<mAP>.ckpt``, top ``keep_best_max`` kept).
+    Each checkpoint stores ``class_names`` (the config's ``coco_classes``) when given."""
 
-    def __init__(self, checkpoint_dir: Path, best_dir: Path, keep_max: int, keep_best_max: int) -> None:
+    def __init__(self, checkpoint_dir: Path, best_dir: Path, keep_max: int, keep_best_max: int,
+                 class_names: Sequence[str] = ()) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.best_dir = Path(best_dir)
         self.keep_max = keep_max
         self.keep_best_max = keep_best_max
+        self.class_names = tuple(class_names)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.best_dir.mkdir(parents=True, exist_ok=True)
 
@@ -209,7 +239,7 @@ class CheckpointManager:
     def save(self, cell: nn.Cell, epoch: int, step: int, global_step: int) -> Path:
         """Write ``msrcnn-<epoch>_<step>.ckpt`` and delete the oldest beyond ``keep_max``."""
         path = atomic_save_checkpoint(cell, self.checkpoint_dir / f"{CHECKPOINT_PREFIX}-{epoch}_{step}.ckpt",
-                                      {"epoch": epoch, "step": step, "global_step": global_step})
+                                      {"epoch": epoch, "step": step, "global_step": global_step}, self.class_names)
         for _, _, old in self.periodic()[:-self.keep_max]:
             old.unlink()
         return path
@@ -221,7 +251,7 @@ class CheckpointManager:
             return None
         path = atomic_save_checkpoint(
             cell, self.best_dir / f"{CHECKPOINT_PREFIX}-best-e{epoch}-segm{seg_map:.4f}.ckpt",
-            {"epoch": epoch, "step": step, "global_step": global_step})
+            {"epoch": epoch, "step": step, "global_step": global_step}, self.class_names)
         for _, _, old in self.best()[self.keep_best_max:]:
             old.unlink()
         return path

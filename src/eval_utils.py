@@ -80,7 +80,8 @@ def postprocess_image(bboxes: np.ndarray, labels: np.ndarray, cls_scores: np.nda
                       mask_thr_binary: float) -> List[Dict[str, object]]:
     """Detections of one image from the inference outputs (``[M,4]``, ``[M]``, ``[M]``, ``[M,S,S]``, ``[M]``,
     ``[M]`` bool, ``[6]``). Returns a list, by decreasing class score, of
-    ``{"box": [x1,y1,x2,y2] original pixels, "label", "score", "mask_iou", "mask": uint8 [orig_h, orig_w]}``."""
+    ``{"box": [x1,y1,x2,y2] original pixels, "label", "score", "mask_iou" (the predicted IoU clipped to [0, 1]: the
+    regression is unbounded), "mask": uint8 [orig_h, orig_w]}``."""
     orig_h, orig_w = int(round(float(img_meta[0]))), int(round(float(img_meta[1])))
     keep = np.flatnonzero(np.asarray(valids, dtype=bool))
     keep = keep[np.argsort(-np.asarray(cls_scores)[keep], kind="stable")]
@@ -91,7 +92,7 @@ def postprocess_image(bboxes: np.ndarray, labels: np.ndarray, cls_scores: np.nda
             "box": [float(value) for value in box],
             "label": int(labels[index]),
             "score": float(cls_scores[index]),
-            "mask_iou": float(mask_ious[index]),
+            "mask_iou": float(np.clip(mask_ious[index], 0.0, 1.0)),
             "mask": paste_mask(mask_probs[index], box, orig_h, orig_w, mask_thr_binary),
         })
     return detections

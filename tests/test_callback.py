@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from mindspore import nn
 
-from src.callback import (CheckpointManager, CsvLog, LossAverager, NonFiniteLossError, check_finite,
-                          format_step_line, latest_checkpoint, read_checkpoint_state, setup_logger)
-from src.network_define import LOSS_NAMES
+from src.callback import (CLASSES_KEY, CheckpointManager, CsvLog, LossAverager, NonFiniteLossError,
+                          atomic_save_checkpoint, check_finite, format_step_line, latest_checkpoint,
+                          read_checkpoint_classes, read_checkpoint_state, setup_logger)
+from src.network_define import LOSS_NAMES, load_weights
 
 
 def test_log_line_format(tmp_path, capsys):
@@ -79,3 +80,27 @@ def test_checkpoint_rotation_best_and_state(tmp_path):
     assert [(value, epoch) for value, epoch, _ in manager.best()] == [(0.4, 2), (0.3, 4)]
     loaded = ms.load_checkpoint(str(manager.best()[0][2]))
     assert np.allclose(loaded["weight"].asnumpy(), cell.weight.asnumpy())
+
+
+def test_checkpoints_store_class_names_that_weight_loading_ignores(tmp_path):
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    cell = nn.Dense(2, 2)
+    names = ["background", "front bumper", 'odd "name", |;']
+    manager = CheckpointManager(tmp_path / "ckpt", tmp_path / "best", keep_max=2, keep_best_max=2, class_names=names)
+    periodic = manager.save(cell, 1, 3, 3)
+    best = manager.save_best(cell, 1, 3, 3, 0.5)
+    assert read_checkpoint_classes(periodic) == names and read_checkpoint_classes(best) == names
+    assert read_checkpoint_state(ms.load_checkpoint(str(periodic)))["step"] == 3
+    older = atomic_save_checkpoint(cell, tmp_path / "older.ckpt", {"epoch": 1, "step": 1, "global_step": 1})
+    assert read_checkpoint_classes(older) is None
+    ms.save_checkpoint(cell, str(tmp_path / "bad.ckpt"), append_dict={CLASSES_KEY: "not json"})
+    with pytest.raises(ValueError, match=r"bad\.ckpt: entry 'model\.coco_classes' should be a JSON list"):
+        read_checkpoint_classes(tmp_path / "bad.ckpt")
+
+    other = nn.Dense(2, 2)
+    param_dict = ms.load_checkpoint(str(periodic))
+    missing, skipped = load_weights(other, param_dict, source=str(periodic))
+    assert missing == [] and CLASSES_KEY in skipped
+    assert np.allclose(other.weight.asnumpy(), cell.weight.asnumpy())
+    not_loaded, _ = ms.load_param_into_net(nn.Dense(2, 2), param_dict)  # what train.py --resume does
+    assert not_loaded == []

@@ -123,6 +123,15 @@ def test_postprocess_rescales_boxes_clips_and_drops_invalid():
     assert np.array_equal(decode_mask(encode_mask(detections[0]["mask"])), detections[0]["mask"])
 
 
+def test_postprocess_clips_the_predicted_mask_iou_to_the_unit_interval():
+    img_meta = np.array([32, 32, 32, 32, 1, 1], dtype=np.float32)
+    bboxes = np.array([[0, 0, 8, 8], [8, 8, 16, 16], [16, 16, 24, 24]], dtype=np.float32)
+    detections = postprocess_image(bboxes, np.array([1, 1, 1]), np.array([0.9, 0.8, 0.7]),
+                                   np.ones((3, 28, 28), np.float32), np.array([1.7, -0.2, 0.4]),
+                                   np.ones(3, bool), img_meta, 0.5)
+    assert [d["mask_iou"] for d in detections] == [1.0, 0.0, pytest.approx(0.4)]
+
+
 def test_load_predictions_rejects_wrong_content(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('[{"image_id": 1}]')

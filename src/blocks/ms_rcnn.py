@@ -53,7 +53,8 @@ class MsRcnn(nn.Cell):
     construct(img [B, 3, H, W] float32, img_meta [B, 6], gt_bboxes [B, G, 4], gt_labels [B, G] int32,
     gt_valids [B, G] bool, gt_masks [B, G, H / mask_divider, W / mask_divider] uint8) -> (loss_rpn_cls,
     loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou), float32 scalars already multiplied by their
-    loss weights. The images of a batch are processed by Python loops over the static batch size (unrolled in
+    loss weights. The MaskIoU head sees the predicted mask without its gradient: the IoU regression trains the
+    MaskIoU head and the shared features, never the mask logits it scores. The images of a batch are processed by Python loops over the static batch size (unrolled in
     GRAPH mode). Random sampling is seeded with ``cfg.seed``: the same weights and batch give the same losses in
     GRAPH and PYNATIVE on a freshly built model.
     """
@@ -121,10 +122,10 @@ class MsRcnn(nn.Cell):
         mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], _with_batch_index(pos_rois))
         mask_logits = self.mask_head(mask_feats)
         loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
-        mask_prob = ops.sigmoid(_select_class(mask_logits, pos_labels))
+        mask_prob = ops.stop_gradient(ops.sigmoid(_select_class(mask_logits, pos_labels)))
         mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
         iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
-            ops.stop_gradient(mask_prob), mask_targets, ops.concat(area_ratios, 0), self.mask_thr_binary))
+            mask_prob, mask_targets, ops.concat(area_ratios, 0), self.mask_thr_binary))
         loss_mask_iou = self.mask_iou_head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
         return loss_rpn_cls, loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou
 

@@ -10,6 +10,7 @@ CASES = {
     "run_distribute_train_gpu.sh": ["cfg.yaml", "two", "train", "val", "out", "brief"],
     "run_eval_gpu.sh": ["cfg.yaml", "val"],
     "run_infer_gpu.sh": ["cfg.yaml", "model.ckpt", "images"],
+    "run_damage_cost_gpu.sh": ["parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json", "images"],
 }
 
 
@@ -34,3 +35,29 @@ def test_demo_help():
     result = subprocess.run(["bash", str(SCRIPTS / "run_demo_cpu.sh"), "--help"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and "End-to-end demo on CPU" in result.stdout
+
+
+def test_damage_cost_joint_model_runs_once(tmp_path):
+    """5 arguments, or the same config and checkpoint twice, run one joint model; two models are both passed."""
+    for name in ("parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json", "images"):
+        (tmp_path / name).touch()
+
+    def command(*args: str) -> str:
+        result = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_gpu.sh"), *args, "--score-thr", "0.4"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                                env={"PATH": "/usr/bin:/bin", "PYTHON": "echo", "DEVICE_TARGET": "CPU"})
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "LOG" / "damage_cost.log").read_text() in result.stdout
+        return result.stdout
+
+    joint = command("parts.yaml", "parts.ckpt", "price.json", "images", "out")
+    assert f"--parts-config {tmp_path / 'parts.yaml'} --parts-ckpt {tmp_path / 'parts.ckpt'} --price-model" in joint
+    assert "--damage-config" not in joint and f"--output {tmp_path / 'out'}" in joint
+    assert "--device-target CPU" in joint and joint.rstrip().endswith("--score-thr 0.4")
+    assert "--damage-config" not in command("parts.yaml", "parts.ckpt", "./parts.yaml", "parts.ckpt", "price.json",
+                                            "images", "out")
+    two = command("parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json", "images", "out")
+    assert f"--damage-config {tmp_path / 'damage.yaml'} --damage-ckpt {tmp_path / 'damage.ckpt'}" in two
+    missing = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_gpu.sh"), "cfg.yaml", "model.ckpt", "price.json",
+                              "images", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and f"{tmp_path / 'cfg.yaml'} does not exist" in missing.stderr

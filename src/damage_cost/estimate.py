@@ -1,0 +1,175 @@
+"""Estimate the repair cost of the damages on car images.
+
+    python -m src.damage_cost.estimate --parts-config C --parts-ckpt K [--damage-config C2 --damage-ckpt K2]
+        --price-model P.json --input IMAGE_OR_DIR --output OUT_DIR [--score-thr X] [--device-target GPU|CPU]
+        [--device-id N]
+
+Without the damage options (or with the same config and checkpoint as the parts model) one joint model, whose
+``coco_classes`` hold the part names and the severities, detects both. Writes ``OUT_DIR/report.json``,
+``OUT_DIR/report.csv`` (see :mod:`src.damage_cost.report`) and ``OUT_DIR/<image stem>_cost.png`` per image (see
+:mod:`src.damage_cost.render`), then prints a cost table. Files of the input folder that are not images, or not
+readable as one, are named in a warning and in the report's ``images_skipped``; the exit code is 2 when no image can
+be read or a model cannot be loaded.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+from tqdm import tqdm
+
+from infer import IMAGE_EXTENSIONS, list_images
+from src.callback import setup_logger
+from src.damage_cost.detector import Detector
+from src.damage_cost.pipeline import DamageCostEstimator
+from src.damage_cost.price_models import load_price_model
+from src.damage_cost.render import render_estimate, save_rendering
+from src.damage_cost.report import build_report, describe_models, write_report
+
+NOT_AN_IMAGE = f"not an image file (expected {', '.join(IMAGE_EXTENSIONS)})"
+UNREADABLE = "not readable as an image (corrupt or unsupported content)"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming the models: parts (or joint) and damage config + checkpoint, price model, device."""
+    parser.add_argument("--parts-config", required=True, help="config YAML of the parts (or joint) model")
+    parser.add_argument("--parts-ckpt", required=True, help="checkpoint of the parts (or joint) model")
+    parser.add_argument("--damage-config", help="config YAML of the damage model (omit both for a joint model)")
+    parser.add_argument("--damage-ckpt", help="checkpoint of the damage model")
+    parser.add_argument("--price-model", required=True, help="price model JSON (src.damage_cost.price_models)")
+    parser.add_argument("--device-target", choices=("GPU", "CPU"), help="override the configs' device_target")
+    parser.add_argument("--device-id", type=int, help="override the configs' device_id")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m src.damage_cost.estimate",
+                                     description="Repair-cost estimate of car damages from images")
+    add_model_arguments(parser)
+    parser.add_argument("--input", required=True, help="an image or a folder of images")
+    parser.add_argument("--output", required=True, help="folder for report.json, report.csv and the PNGs")
+    parser.add_argument("--score-thr", type=float, default=None,
+                        help="keep detections with score * mask IoU >= this (default: each config's "
+                             "visualize_score_thr)")
+    return parser
+
+
+def list_inputs(input_path: str) -> Tuple[List[Path], List[Dict[str, str]]]:
+    """(images whose content OpenCV recognises, skipped files as ``{"path", "reason"}``) of an image or a folder.
+
+    Raises FileNotFoundError for a missing path and ValueError when no file can be read as an image."""
+    try:
+        candidates = list_images(input_path)
+    except ValueError:
+        candidates = []
+    path = Path(input_path)
+    skipped = [{"path": str(item), "reason": NOT_AN_IMAGE} for item in sorted(path.iterdir())
+               if item.is_file() and item.suffix.lower() not in IMAGE_EXTENSIONS] if path.is_dir() else []
+    images = []
+    for candidate in candidates:
+        if cv2.haveImageReader(str(candidate)):
+            images.append(candidate)
+        else:
+            skipped.append({"path": str(candidate), "reason": UNREADABLE})
+    if not images:
+        raise ValueError(f"input: no readable image in '{input_path}' "
+                         f"({len(skipped)} file(s) skipped: {[item['path'] for item in skipped]})")
+    return images, skipped
+
+
+def same_model(config_a: str, checkpoint_a: str, config_b: Optional[str], checkpoint_b: Optional[str]) -> bool:
+    """True when the damage model is absent or is the same config and checkpoint files as the parts model."""
+    if not config_b and not checkpoint_b:
+        return True
+    return Path(config_a).resolve() == Path(config_b).resolve() and \
+        Path(checkpoint_a).resolve() == Path(checkpoint_b).resolve()
+
+
+def output_names(images: Sequence[Path]) -> Dict[Path, str]:
+    """``<stem>_cost.png`` per image; ``<file name>_cost.png`` when the stem is taken (a.jpg and a.png)."""
+    names: Dict[Path, str] = {}
+    for image in images:
+        name = f"{image.stem}_cost.png"
+        names[image] = f"{image.name}_cost.png" if name in names.values() else name
+    return names
+
+
+def format_cost_table(records: Sequence[Dict[str, object]]) -> str:
+    """Image, number of damages, total and inspection flag per image, then the grand total."""
+    width = max([len("image"), len("TOTAL")] + [len(str(record["image"])) for record in records])
+    lines = [f"{'image':<{width}}  {'damages':>7}  {'total':>10}  inspection"]
+    for record in records:
+        lines.append(f"{record['image']:<{width}}  {len(record['damages']):>7}  {record['total']:>10,}  "
+                     f"{'YES' if record['inspection_needed'] else 'no'}")
+    lines.append(f"{'TOTAL':<{width}}  {sum(len(record['damages']) for record in records):>7}  "
+                 f"{sum(record['total'] for record in records):>10,}")
+    return "\n".join(lines)
+
+
+def load_estimator(args: argparse.Namespace) -> Tuple[DamageCostEstimator, Dict[str, object]]:
+    """The estimator of the command line and the ``models`` entry of its report (paths, hashes, classes).
+
+    Raises FileNotFoundError / ValueError naming the config, checkpoint or price model at fault."""
+    price_model = load_price_model(args.price_model)
+    overrides = {key: value for key, value in (("device_target", args.device_target), ("device_id", args.device_id))
+                 if value is not None}
+    parts = Detector.from_files(args.parts_config, args.parts_ckpt, overrides, args.score_thr)
+    damage = None
+    if not same_model(args.parts_config, args.parts_ckpt, args.damage_config, args.damage_ckpt):
+        damage = Detector.from_files(args.damage_config, args.damage_ckpt, overrides, args.score_thr)
+    return (DamageCostEstimator(parts, damage, price_model),
+            describe_models(parts, damage, price_model, Path(args.price_model)))
+
+
+def estimate_images(estimator: DamageCostEstimator, images: Sequence[Path], skipped: List[Dict[str, str]],
+                    out_dir: Path) -> List[Dict[str, object]]:
+    """Estimate and render each image (progress bar); images OpenCV fails to decode are added to ``skipped``."""
+    names = output_names(images)
+    results = []
+    for path in tqdm(images, desc="estimate", unit="image"):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            skipped.append({"path": str(path), "reason": UNREADABLE})
+            continue
+        result = estimator.estimate(image, path.name)
+        save_rendering(render_estimate(image, result, estimator.severities), out_dir / names[path])
+        results.append(result)
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command-line entry point; returns the process exit code (2 on unusable arguments, models or input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.damage_config) != bool(args.damage_ckpt):
+        parser.error("--damage-config and --damage-ckpt go together (omit both for one joint model)")
+    logger = setup_logger(None)
+    try:
+        images, skipped = list_inputs(args.input)
+        estimator, models = load_estimator(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"estimate: error: {error}", file=sys.stderr)
+        return 2
+    logger.info("%s, %d image(s), %d file(s) skipped", "One joint model" if estimator.joint else
+                "Parts and damage models", len(images), len(skipped))
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = estimate_images(estimator, images, skipped, out_dir)
+    for item in skipped:
+        logger.warning("Skipped %s: %s", item["path"], item["reason"])
+    if not results:
+        print(f"estimate: error: none of the {len(images)} image(s) of '{args.input}' could be read",
+              file=sys.stderr)
+        return 2
+    report = build_report(args.input, results, models, skipped)
+    json_path, csv_path = write_report(out_dir, report, results, estimator.part_names, estimator.severities)
+    print(format_cost_table(report["images"]))
+    print(f"Report: {json_path} and {csv_path}\nPictures: {out_dir}/*_cost.png ({len(results)})")
+    if skipped:
+        print(f"Skipped {len(skipped)} file(s), named in the log above and in {json_path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
