@@ -612,8 +612,11 @@ def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible:
     """(top, left) of a crop_h x crop_w window of the [H,W] content of masks [N,H,W].
 
     Up to CROP_ATTEMPTS - 1 uniformly drawn windows are tried, the first that keeps an instance (see
-    :func:`crop_visible_instances`) wins; otherwise the window is centred on a randomly chosen instance (clamped to
-    the content), which keeps that instance whenever it fits. A window larger than the content starts at 0.
+    :func:`crop_visible_instances`) wins; otherwise a randomly chosen instance is placed at a uniformly drawn
+    position inside the window (its whole box when it fits, else as much of it as fits). A window larger than the
+    content starts at 0. Objects must not sit at a fixed place in the crops (e.g. their centre): a network learns
+    such a position from the zero padding at the crop's border, and at test time, on the whole image, misses
+    objects elsewhere.
     """
     height, width = masks.shape[1:]
     max_top, max_left = max(height - crop_h, 0), max(width - crop_w, 0)
@@ -624,9 +627,18 @@ def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible:
     box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
     if box is None:
         return top, left
-    centre_y, centre_x = (box[1] + box[3]) / 2.0, (box[0] + box[2]) / 2.0
-    return (int(np.clip(round(centre_y - crop_h / 2.0), 0, max_top)),
-            int(np.clip(round(centre_x - crop_w / 2.0), 0, max_left)))
+    return (_offset_covering(int(box[1]), int(box[3]), crop_h, max_top, rng),
+            _offset_covering(int(box[0]), int(box[2]), crop_w, max_left, rng))
+
+
+def _offset_covering(start: int, end: int, size: int, max_offset: int, rng: np.random.Generator) -> int:
+    """A uniformly drawn window offset in [0, max_offset] such that the window [offset, offset + size) covers
+    [start, end), or, when the span is longer than the window, lies inside it."""
+    low, high = end - size, start
+    if low > high:
+        low, high = high, low
+    low, high = min(max(low, 0), max_offset), min(max(high, 0), max_offset)
+    return int(rng.integers(low, high + 1))
 
 
 def crop_instances(image: np.ndarray, labels: np.ndarray, masks: np.ndarray, top: int, left: int, crop_h: int,

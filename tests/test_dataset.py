@@ -462,3 +462,12 @@ def test_train_source_draws_crops_per_epoch_deterministically(parts_dataset):
     different_windows = [not np.array_equal(source[2 * item][0], source[2 * (len(records) + item)][0])
                          for item in range(len(records))]
     assert any(different_windows)
+
+
+def test_crop_fallback_places_the_instance_anywhere_in_the_window():
+    masks = np.zeros((1, 400, 400), np.uint8)
+    masks[0, 200:206, 150:156] = 1                    # a 6 x 6 instance; random 32 x 32 windows rarely hold it
+    windows = {D.choose_crop_window(masks, 32, 32, 1.0, np.random.default_rng(seed)) for seed in range(40)}
+    for top, left in windows:
+        assert 174 <= top <= 200 and 124 <= left <= 150     # the whole box is inside the window
+    assert len({top for top, _ in windows}) > 5 and len({left for _, left in windows}) > 5
