@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end demo on CPU, photos in, repair-cost report out: environment, synthetic car-damage data, kernels, a
-# car-part model and a damage model trained from scratch, their evaluation, a price model fitted on the train
-# subset's past claims, and the repair-cost report of the test photos. Everything goes to OUT_DIR (outputs/demo).
-# Usage: bash scripts/run_demo_cpu.sh [--key value ...]   (config overrides for both trainings, e.g. --epoch_size 2)
-# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), PARTS_CONFIG (configs/demo_parts_cpu.yaml),
+# parts model and a damage model trained from scratch (or one joint model), their evaluation, a price model fitted
+# on the train subset's past claims, the repair-cost report of the test photos, and its error against the true
+# prices of their claims. Everything goes to OUT_DIR (outputs/demo).
+# Usage: bash scripts/run_demo_cpu.sh [--key value ...]   (config overrides for the training, e.g. --epoch_size 2)
+# Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), DEMO_MODELS (separate, default, or joint),
+#              JOINT_CONFIG (configs/demo_joint_cpu.yaml), PARTS_CONFIG (configs/demo_parts_cpu.yaml),
 #              DAMAGE_CONFIG (configs/demo_damage_cpu.yaml), PRICE_MODEL_KIND (regression, group_mean or
 #              global_mean), DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300).
 set -euo pipefail
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,8 +27,14 @@ fi
 export PYTHON=python DEVICE_TARGET=CPU GLOG_v="${GLOG_v:-3}"
 data_dir="$(realpath -m "${DATA_DIR:-$root/data/synthetic_car_damage}")"
 out_dir="$(realpath -m "${OUT_DIR:-$root/outputs/demo}")"
+joint_config="$(realpath -m "${JOINT_CONFIG:-$root/configs/demo_joint_cpu.yaml}")"
 parts_config="$(realpath -m "${PARTS_CONFIG:-$root/configs/demo_parts_cpu.yaml}")"
 damage_config="$(realpath -m "${DAMAGE_CONFIG:-$root/configs/demo_damage_cpu.yaml}")"
+models="${DEMO_MODELS:-separate}"
+case "$models" in
+    joint|separate) ;;
+    *) echo "run_demo_cpu.sh: DEMO_MODELS must be 'joint' or 'separate', got '$models'" >&2; exit 1 ;;
+esac
 mkdir -p "$out_dir"
 
 if [ ! -f "$data_dir/parts/train/labels.json" ]; then
@@ -57,23 +65,39 @@ train_and_evaluate() {
         echo "$checkpoint"
     )
 }
-parts_checkpoint="$(train_and_evaluate parts "$parts_config" "$@" | tail -1)"
-damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
+if [ "$models" = joint ]; then
+    echo "== Merging the parts and damage labels for the joint model"
+    python -m src.tools.merge_coco --inputs "$data_dir/parts" "$data_dir/damage" --out "$data_dir/joint"
+    joint_checkpoint="$(train_and_evaluate joint "$joint_config" "$@" | tail -1)"
+    model_arguments=("$joint_config" "$joint_checkpoint")
+    evaluate_arguments=(--parts-config "$joint_config" --parts-ckpt "$joint_checkpoint")
+else
+    parts_checkpoint="$(train_and_evaluate parts "$parts_config" "$@" | tail -1)"
+    damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
+    model_arguments=("$parts_config" "$parts_checkpoint" "$damage_config" "$damage_checkpoint")
+    evaluate_arguments=(--parts-config "$parts_config" --parts-ckpt "$parts_checkpoint"
+                        --damage-config "$damage_config" --damage-ckpt "$damage_checkpoint")
+fi
 
 echo "== Price model: k-fold comparison on the train subset's claims, then the ${PRICE_MODEL_KIND:-regression} model fitted on all of them"
 python -m src.damage_cost.evaluate_pricing "$data_dir/claims.csv" --subset train --out "$out_dir/pricing_cv.csv" \
     --fit-out "$out_dir/price_model.json" --model "${PRICE_MODEL_KIND:-regression}"
 
 echo "== Repair-cost report of the test photos"
-bash "$root/scripts/run_damage_cost_gpu.sh" "$parts_config" "$parts_checkpoint" "$damage_config" \
-    "$damage_checkpoint" "$out_dir/price_model.json" "$data_dir/parts/test/data" "$out_dir/damage_cost"
+bash "$root/scripts/run_damage_cost_gpu.sh" "${model_arguments[@]}" "$out_dir/price_model.json" \
+    "$data_dir/parts/test/data" "$out_dir/damage_cost"
+
+echo "== The estimate against the true prices of the test claims (first row: the same pipeline on the annotated masks)"
+python -m src.damage_cost.evaluate_cost "${evaluate_arguments[@]}" --price-model "$out_dir/price_model.json" \
+    --dataset "$data_dir" --subset test --device-target CPU --out "$out_dir/cost_error.csv"
 
 cat <<EOF
 
 Demo finished.
   repair-cost report:   $out_dir/damage_cost/report.json, report.csv
   annotated photos:     $out_dir/damage_cost/*_cost.png
-  parts model:          $parts_checkpoint (evaluation: $out_dir/parts/LOG/eval.log)
-  damage model:         $damage_checkpoint (evaluation: $out_dir/damage/LOG/eval.log)
+  models ($models):     ${model_arguments[*]}
+  model evaluation:     $out_dir/*/LOG/eval.log, training curves in $out_dir/*/train_outputs/*/
   price model:          $out_dir/price_model.json (k-fold comparison: $out_dir/pricing_cv.csv)
+  cost error:           $out_dir/cost_error.csv
 EOF
