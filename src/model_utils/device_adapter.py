@@ -14,7 +14,7 @@ def init_env(cfg: Config) -> None:
     back into ``cfg`` (data parallel, gradients averaged over devices).
 
     GPU processes are launched by ``mpirun`` (NCCL); CPU processes by ``msrun`` (plain ``mpirun`` does not initialise
-    MindSpore's CPU collectives, see KNOWN_ISSUES).
+    MindSpore 2.x's CPU collectives; there AllReduce supports only SUM).
     """
     mode = ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE
     ms.set_context(mode=mode)

@@ -311,7 +311,7 @@ def test_unknown_impl_is_rejected():
 
 
 def test_raw_builtin_mode_0_backward_still_differs():
-    """The defect worked around in _BuiltinAtlasRoIAlign (../shared/repro/roi_align_grad_check.py): when this test
+    """The defect worked around in _BuiltinAtlasRoIAlign (docs/roi_align.md): when this test
     fails, MindSpore's roi_end_mode=0 backward has been fixed and the workaround can be revisited."""
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     features, grad_out = features_and_grad_out(1, 7, seed=0, shape=(1, 1, 32, 40))

@@ -17,7 +17,7 @@ class ProposalGenerator(nn.Cell):
     invalid. NMS (``iou_threshold``) then runs within each level separately, as mmdetection v2's batched NMS does
     (one ``NMSWithMask`` call, boxes of level l shifted by l * (max image side + 1) so levels never overlap), and
     the ``max_per_img`` highest-scoring kept boxes of all levels are returned. ``NMSWithMask`` returns indices into
-    its own score-sorted list (KNOWN_ISSUES.md, NMSWithMask): its input is sorted by TopK first and carries the
+    its own score-sorted list (MindSpore 2.x, CPU and GPU): its input is sorted by TopK first and carries the
     strictly decreasing scores N, ..., 1, so its keep mask is read in the TopK order.
 
     Args: proposal_cfg (nms_pre, max_per_img, iou_threshold, min_bbox_size), level_anchors (one numpy [N_l, 4]

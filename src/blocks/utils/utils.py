@@ -38,7 +38,7 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
 
     One NMS call handles all classes: each box is shifted by ``label * (max coordinate - min coordinate + 1)`` so
     that boxes of different classes never overlap. ``ops.NMSWithMask`` sorts its input by score and returns indices
-    into the sorted list (KNOWN_ISSUES.md, NMSWithMask), so the candidates are sorted by TopK first and given to it
+    into the sorted list (MindSpore 2.x, CPU and GPU), so the candidates are sorted by TopK first and given to it
     with the strictly decreasing scores N, N-1, ..., 1 in place of their class scores: its own sort then keeps the
     TopK order even among tied scores, and its keep mask is read in that order. It suppresses IoU > iou_threshold
     with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
