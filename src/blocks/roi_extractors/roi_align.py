@@ -146,7 +146,8 @@ class _BuiltinAtlasRoIAlign(nn.Cell):
 
     Workaround for a MindSpore 2.x CPU defect (docs/roi_align.md;
     ``test_raw_builtin_mode_0_backward_still_differs``): the backward of ``ops.ROIAlign(roi_end_mode=0)`` is the
-    gradient of ``roi_end_mode=1``. This class therefore uses ``roi_end_mode=1`` (box end ``x2 + 1``, no minimum size), whose forward and backward agree, and passes
+    gradient of ``roi_end_mode=1``. This class therefore uses ``roi_end_mode=1`` (box end ``x2 + 1``, no minimum
+    size), whose forward and backward agree, and passes
     ``x2' = x1 + size - 1`` with the size of the wanted convention (legacy: ``max(x2 - x1, 1)``; aligned: both ends
     shifted by -0.5), so the sampled positions equal the legacy/aligned ones. Coordinates are in atlas pixels
     (``spatial_scale=1``), which also keeps ``x1`` away from 0 where the built-in kernel skips a RoI whose
