@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import cv2
@@ -106,7 +106,9 @@ def render_all(tasks: list[SampleTask], workers: int) -> list[SampleResult]:
     progress = dict(total=len(tasks), desc="rendering", unit="img", file=sys.stderr)
     if workers == 1:
         return [render_sample(task) for task in tqdm(tasks, **progress)]
-    with Pool(processes=workers, initializer=_init_worker) as pool:
+    # fresh interpreters, not forks: a fork of a process whose other threads hold locks (MindSpore's, OpenMP's, e.g.
+    # when called from a test session or a training script) can deadlock in the child
+    with multiprocessing.get_context("spawn").Pool(processes=workers, initializer=_init_worker) as pool:
         return list(tqdm(pool.imap(render_sample, tasks, chunksize=4), **progress))
 
 
