@@ -22,8 +22,7 @@ from mindspore import Tensor, nn
 from src.blocks.ms_rcnn import MsRcnn
 from src.dataset import create_dataset
 from src.model_utils.config import load_config
-
-LOSS_NAMES = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_mask", "loss_mask_iou")
+from src.network_define import LOSS_NAMES
 
 
 class _TotalLoss(nn.Cell):

@@ -5,8 +5,7 @@ import mindspore as ms
 from mindspore import Tensor, nn
 
 from src.blocks.ms_rcnn import MsRcnn, MsRcnnInfer
-
-LOSS_NAMES = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_mask", "loss_mask_iou")
+from src.network_define import LOSS_NAMES
 
 
 class TotalLoss(nn.Cell):
