@@ -54,9 +54,9 @@ class MsRcnn(nn.Cell):
     gt_valids [B, G] bool, gt_masks [B, G, H / mask_divider, W / mask_divider] uint8) -> (loss_rpn_cls,
     loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou), float32 scalars already multiplied by their
     loss weights. The MaskIoU head sees the predicted mask without its gradient: the IoU regression trains the
-    MaskIoU head and the shared features, never the mask logits it scores. The images of a batch are processed by Python loops over the static batch size (unrolled in
-    GRAPH mode). Random sampling is seeded with ``cfg.seed``: the same weights and batch give the same losses in
-    GRAPH and PYNATIVE on a freshly built model.
+    MaskIoU head and the shared features, never the mask logits it scores. The images of a batch are processed by
+    Python loops over the static batch size (unrolled in GRAPH mode). Random sampling is seeded with ``cfg.seed``:
+    the same weights and batch give the same losses in GRAPH and PYNATIVE on a freshly built model.
     """
 
     def __init__(self, cfg: Config, img_shape: Optional[Sequence[int]] = None):

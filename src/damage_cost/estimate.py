@@ -107,17 +107,23 @@ def format_cost_table(records: Sequence[Dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def load_detectors(args: argparse.Namespace, score_thr: Optional[float]) -> Tuple[Detector, Optional[Detector]]:
+    """(parts or joint detector, damage detector or None for a joint model) of the model options of
+    :func:`add_model_arguments`, keeping detections whose confidence reaches ``score_thr`` (None: each config's)."""
+    overrides = {key: value for key, value in (("device_target", args.device_target), ("device_id", args.device_id))
+                 if value is not None}
+    parts = Detector.from_files(args.parts_config, args.parts_ckpt, overrides, score_thr)
+    if same_model(args.parts_config, args.parts_ckpt, args.damage_config, args.damage_ckpt):
+        return parts, None
+    return parts, Detector.from_files(args.damage_config, args.damage_ckpt, overrides, score_thr)
+
+
 def load_estimator(args: argparse.Namespace) -> Tuple[DamageCostEstimator, Dict[str, object]]:
     """The estimator of the command line and the ``models`` entry of its report (paths, hashes, classes).
 
     Raises FileNotFoundError / ValueError naming the config, checkpoint or price model at fault."""
     price_model = load_price_model(args.price_model)
-    overrides = {key: value for key, value in (("device_target", args.device_target), ("device_id", args.device_id))
-                 if value is not None}
-    parts = Detector.from_files(args.parts_config, args.parts_ckpt, overrides, args.score_thr)
-    damage = None
-    if not same_model(args.parts_config, args.parts_ckpt, args.damage_config, args.damage_ckpt):
-        damage = Detector.from_files(args.damage_config, args.damage_ckpt, overrides, args.score_thr)
+    parts, damage = load_detectors(args, args.score_thr)
     return (DamageCostEstimator(parts, damage, price_model),
             describe_models(parts, damage, price_model, Path(args.price_model)))
 

@@ -28,8 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from src.damage_cost.claims import ClaimsError, read_claims
-from src.damage_cost.detector import Detector
-from src.damage_cost.estimate import add_model_arguments, same_model
+from src.damage_cost.estimate import add_model_arguments, load_detectors
 from src.damage_cost.features import PART_NAMES, SEVERITIES, overlap_matrices
 from src.damage_cost.pipeline import DamageCostEstimator
 from src.damage_cost.price_models import load_price_model
@@ -118,12 +117,7 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
         raise ClaimsError(f"{root / 'claims.csv'}: no price for {len(missing)} damage annotation(s) of subset "
                           f"'{args.subset}' (annotation ids {missing[:5]})")
     price_model = load_price_model(args.price_model)
-    overrides = {key: value for key, value in (("device_target", args.device_target), ("device_id", args.device_id))
-                 if value is not None}
-    parts_model = Detector.from_files(args.parts_config, args.parts_ckpt, overrides, score_thr=0.0)
-    damage_model = None
-    if not same_model(args.parts_config, args.parts_ckpt, args.damage_config, args.damage_ckpt):
-        damage_model = Detector.from_files(args.damage_config, args.damage_ckpt, overrides, score_thr=0.0)
+    parts_model, damage_model = load_detectors(args, score_thr=0.0)
 
     per_row: Dict[str, List[Dict[str, object]]] = {GROUND_TRUTH: []}
     per_row.update({f"models, score >= {thr:g}": [] for thr in args.score_thr})
