@@ -100,4 +100,7 @@ Demo finished.
   model evaluation:     $out_dir/*/LOG/eval.log, training curves in $out_dir/*/train_outputs/*/
   price model:          $out_dir/price_model.json (k-fold comparison: $out_dir/pricing_cv.csv)
   cost error:           $out_dir/cost_error.csv
+
+The claims web page on these models (then open http://127.0.0.1:8000/):
+  bash scripts/run_damage_cost_app.sh ${model_arguments[*]} $out_dir/price_model.json
 EOF

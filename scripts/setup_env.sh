@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the virtual environment .venv with the project's dependencies and builds the custom kernels.
-# Usage: bash scripts/setup_env.sh [--dev]   (--dev also installs the test tools)
+# Usage: bash scripts/setup_env.sh [--dev]   (--dev also installs the test tools, Chromium included)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 REQ=requirements.txt
-[ "${1:-}" = "--dev" ] && REQ=requirements-dev.txt
+SYSTEM=()
+if [ "${1:-}" = "--dev" ]; then
+    REQ=requirements-dev.txt
+    SYSTEM=(--browser)
+fi
 
-bash scripts/install_system_deps.sh
+bash scripts/install_system_deps.sh "${SYSTEM[@]}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   echo "Creating virtual environment .venv with $($PYTHON --version)"

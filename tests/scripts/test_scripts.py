@@ -11,6 +11,7 @@ CASES = {
     "run_eval_gpu.sh": ["cfg.yaml", "val"],
     "run_infer_gpu.sh": ["cfg.yaml", "model.ckpt", "images"],
     "run_damage_cost_gpu.sh": ["parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json", "images"],
+    "run_damage_cost_app.sh": ["parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt"],
 }
 
 
@@ -60,4 +61,28 @@ def test_damage_cost_joint_model_runs_once(tmp_path):
     assert f"--damage-config {tmp_path / 'damage.yaml'} --damage-ckpt {tmp_path / 'damage.ckpt'}" in two
     missing = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_gpu.sh"), "cfg.yaml", "model.ckpt", "price.json",
                               "images", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and f"{tmp_path / 'cfg.yaml'} does not exist" in missing.stderr
+
+
+def test_damage_cost_app_passes_the_models_and_options(tmp_path):
+    """3 arguments start a joint model, 5 two models; options after them reach the app; a missing file is named."""
+    for name in ("parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json"):
+        (tmp_path / name).touch()
+
+    def command(*args: str, **env: str) -> str:
+        result = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_app.sh"), *args, "--port", "8123"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                                env={"PATH": "/usr/bin:/bin", "PYTHON": "echo", **env})
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "LOG" / "damage_cost_app.log").read_text() in result.stdout
+        return result.stdout
+
+    joint = command("parts.yaml", "parts.ckpt", "price.json")
+    assert f"-m src.damage_cost.app --parts-config {tmp_path / 'parts.yaml'} --parts-ckpt " \
+           f"{tmp_path / 'parts.ckpt'} --price-model {tmp_path / 'price.json'} --port 8123" in joint
+    two = command("parts.yaml", "parts.ckpt", "damage.yaml", "damage.ckpt", "price.json", DEVICE_TARGET="CPU")
+    assert f"--damage-config {tmp_path / 'damage.yaml'} --damage-ckpt {tmp_path / 'damage.ckpt'}" in two
+    assert "--device-target CPU --port 8123" in two
+    missing = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_app.sh"), "cfg.yaml", "model.ckpt",
+                              "price.json"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert missing.returncode == 1 and f"{tmp_path / 'cfg.yaml'} does not exist" in missing.stderr
