@@ -7,6 +7,7 @@ already exists it is evaluated without running the model. Prints the COCO bbox a
 the per-category AP table and the mask-scoring report (segm mAP with and without the MaskIoU rescoring, correlation
 of predicted and real mask IoU). See docs/training.md for how to read them.
 """
+import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def load_inference_net(cfg: Config) -> ms.nn.Cell:
 def evaluate(cfg: Config) -> dict:
     """Predict (or reload the predictions of) ``cfg.val_dataset`` and return the metrics of
     :func:`src.eval_utils.evaluate_predictions`; the report goes to the log."""
-    from src.dataset import CocoDataset, create_dataset
+    from src.data import CocoDataset, create_dataset
 
     logger = setup_logger(None)
     coco = CocoDataset(cfg.val_dataset, cfg.coco_classes)

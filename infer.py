@@ -8,9 +8,10 @@ The JSON maps each image path to ``{"height", "width", "predictions": [{"bbox": 
 original image's pixels. ``score`` is the class confidence, ``iou_score`` the predicted IoU of the mask; the mask
 score of Mask Scoring R-CNN is their product. ``category_id`` is the id used by the dataset annotation file
 (val_dataset, else train_dataset) when one is readable, otherwise the label. Images are .jpg, .jpeg, .png or .bmp
-(any case); unreadable files are reported by name and skipped. ``--visualize DIR`` writes one overlay PNG per image
-with the detections whose mask score (score * iou_score) reaches ``visualize_score_thr``.
+(any case); unreadable files are reported by name and skipped. ``--visualize DIR`` writes one overlay PNG per image,
+``<stem>_pred.png``, with the detections whose mask score (score * iou_score) reaches ``visualize_score_thr``.
 """
+import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
 import colorsys
 import logging
 import sys
@@ -19,10 +20,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
-from mindspore import Tensor
 
 from src.callback import setup_logger
-from src.eval_utils import encode_mask, postprocess_image, save_json_atomic
+from src.eval_utils import detect_image, encode_mask, save_json_atomic, xyxy_to_xywh
 from src.model_utils.config import Config, parse_cli
 from src.model_utils.device_adapter import init_env
 
@@ -47,7 +47,7 @@ def list_images(pred_input: str) -> List[Path]:
 def category_lookup(cfg: Config, logger: logging.Logger) -> Callable[[int], int]:
     """label -> category id of the first readable annotation file among val_dataset, train_dataset; the label
     itself when none is readable or the file lacks that class."""
-    from src.dataset import CocoDataset
+    from src.data.coco import CocoDataset
 
     for data_dir in (cfg.val_dataset, cfg.train_dataset):
         try:
@@ -69,15 +69,24 @@ def category_lookup(cfg: Config, logger: logging.Logger) -> Callable[[int], int]
 def prediction_entry(detection: Dict[str, object], class_names: Sequence[str],
                      category_of: Callable[[int], int]) -> Dict[str, object]:
     """One detection of :func:`src.eval_utils.postprocess_image` in the model zoo JSON format."""
-    x1, y1, x2, y2 = detection["box"]
+    x_min, y_min, width, height = xyxy_to_xywh(detection["box"])
     label = int(detection["label"])
     return {
-        "bbox": {"x_min": x1, "y_min": y1, "width": x2 - x1, "height": y2 - y1},
+        "bbox": {"x_min": x_min, "y_min": y_min, "width": width, "height": height},
         "class": {"label": label, "category_id": category_of(label), "name": class_names[label]},
         "mask": encode_mask(detection["mask"]),
         "score": detection["score"],
         "iou_score": detection["mask_iou"],
     }
+
+
+def output_names(images: Sequence[Path], suffix: str) -> Dict[Path, str]:
+    """``<stem><suffix>.png`` per image; ``<file name><suffix>.png`` when that stem is taken (a.jpg and a.png)."""
+    names: Dict[Path, str] = {}
+    for image in images:
+        name = f"{image.stem}{suffix}.png"
+        names[image] = f"{image.name}{suffix}.png" if name in names.values() else name
+    return names
 
 
 def label_color(label: int) -> tuple:
@@ -111,7 +120,7 @@ def predict(cfg: Config) -> Dict[str, object]:
     """Run inference on ``cfg.pred_input``, write ``cfg.pred_output`` (and overlays to ``cfg.visualize``); returns
     the JSON content."""
     from eval import load_inference_net
-    from src.dataset import TransformParams, prepare_image
+    from src.data.transforms import TransformParams
 
     logger = setup_logger(None)
     if not cfg.pred_output:
@@ -124,6 +133,7 @@ def predict(cfg: Config) -> Dict[str, object]:
     visualize_dir = Path(cfg.visualize) if cfg.visualize else None
     if visualize_dir is not None:
         visualize_dir.mkdir(parents=True, exist_ok=True)
+    overlay_names = output_names(images, "_pred")
     results: Dict[str, object] = {}
     skipped = []
     for path in images:
@@ -132,14 +142,12 @@ def predict(cfg: Config) -> Dict[str, object]:
             logger.warning("Skipping %s: not readable as an image", path)
             skipped.append(str(path))
             continue
-        img, meta = prepare_image(image, params)
-        outputs = [output.asnumpy()[0] for output in infer_net(Tensor(img[None]), Tensor(meta[None]))]
-        detections = postprocess_image(*outputs, meta, cfg.test_cfg.rcnn.mask_thr_binary)
+        detections = detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary)
         results[str(path)] = {"height": int(image.shape[0]), "width": int(image.shape[1]),
                               "predictions": [prediction_entry(detection, cfg.coco_classes, category_of)
                                               for detection in detections]}
         if visualize_dir is not None:
-            overlay_path = visualize_dir / f"{path.name}.png"
+            overlay_path = visualize_dir / overlay_names[path]
             shown = [detection for detection in detections
                      if detection["score"] * detection["mask_iou"] >= cfg.visualize_score_thr]
             cv2.imwrite(str(overlay_path), draw_overlay(image, shown, cfg.coco_classes))

@@ -8,6 +8,7 @@ holding ``config.yaml`` (the resolved config), ``command.txt`` (command line and
 ``--resume EXPERIMENT_DIR_OR_CKPT`` continues from the experiment's newest checkpoint (weights, optimizer state,
 loss scale, epoch and step). See docs/training.md for how to read the log.
 """
+import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import mindspore as ms
-import numpy as np
 import yaml
 
 from src.callback import (EPOCH_COLUMNS, STEP_COLUMNS, CheckpointManager, CsvLog, LossAverager, NonFiniteLossError,
@@ -26,7 +26,7 @@ from src.callback import (EPOCH_COLUMNS, STEP_COLUMNS, CheckpointManager, CsvLog
 from src.lr_schedule import get_lr
 from src.model_utils.config import Config, parse_cli
 from src.model_utils.device_adapter import init_env
-from src.network_define import TrainStep, build_detector, build_optimizer, load_weights
+from src.network_define import TrainStep, build_detector, build_optimizer, count_parameters, load_weights
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 SCHEDULE_PARAMETER = "learning_rate"
@@ -88,21 +88,11 @@ def write_provenance(exp_dir: Path, cfg: Config, argv: Sequence[str]) -> None:
                      f"started: {datetime.now().isoformat(timespec='seconds')}\n\n")
 
 
-def count_parameters(model: ms.nn.Cell) -> Tuple[int, int]:
-    """(all parameters, trainable parameters) of ``model``."""
-    params = model.get_parameters()
-    total = trainable = 0
-    for param in params:
-        total += int(np.prod(param.shape))
-        trainable += int(np.prod(param.shape)) if param.requires_grad else 0
-    return total, trainable
-
-
 class TrainingEvaluator:
     """Evaluates the model on ``val_dataset`` during training (rank 0): COCO bbox and segm mAP."""
 
     def __init__(self, cfg: Config, infer_net: ms.nn.Cell):
-        from src.dataset import CocoDataset, create_dataset
+        from src.data import CocoDataset, create_dataset
 
         self.infer_net = infer_net
         self.coco = CocoDataset(cfg.val_dataset, cfg.coco_classes)
@@ -133,7 +123,7 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     logger = setup_logger(exp_dir / "train.log", cfg.rank_id)
     logger.info("Experiment folder: %s", exp_dir)
 
-    from src.dataset import create_dataset
+    from src.data.pipeline import create_dataset
 
     dataset = create_dataset(cfg, cfg.train_dataset, mode="train", num_shards=cfg.device_num, shard_id=cfg.rank_id)
     steps_per_epoch = dataset.get_dataset_size()

@@ -17,28 +17,9 @@ Environment: DEVICE_TARGET (default: the configs' device_target), DEVICE_ID, PYT
 EOF
 }
 
-positional=()
-while [ $# -gt 0 ] && [[ "$1" != --* ]]; do
-    positional+=("$1")
-    shift
-done
-if [ ${#positional[@]} -eq 3 ]; then
-    positional=("${positional[0]}" "${positional[1]}" "${positional[@]}")
-elif [ ${#positional[@]} -ne 5 ]; then
-    usage >&2
-    exit 1
-fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-paths=()
-for argument in "${positional[@]}"; do
-    path="$(realpath -m "$argument")"
-    [ -e "$path" ] || { echo "run_damage_cost_app.sh: $path does not exist" >&2; usage >&2; exit 1; }
-    paths+=("$path")
-done
-models=(--parts-config "${paths[0]}" --parts-ckpt "${paths[1]}")
-if [ "${paths[0]}" != "${paths[2]}" ] || [ "${paths[1]}" != "${paths[3]}" ]; then
-    models+=(--damage-config "${paths[2]}" --damage-ckpt "${paths[3]}")
-fi
+source "$root/scripts/lib/damage_cost_models.sh"
+read_damage_cost_models 0 "$@" || { usage >&2; exit 1; }
 device=()
 [ -n "${DEVICE_TARGET:-}" ] && device+=(--device-target "$DEVICE_TARGET")
 [ -n "${DEVICE_ID:-}" ] && device+=(--device-id "$DEVICE_ID")
@@ -47,6 +28,5 @@ log_dir="$(pwd)/LOG"
 mkdir -p "$log_dir"
 echo "Claims app log: $log_dir/damage_cost_app.log"
 cd "$root"
-export GLOG_v="${GLOG_v:-3}"
-"${PYTHON:-python}" -m src.damage_cost.app "${models[@]}" --price-model "${paths[4]}" "${device[@]}" "$@" 2>&1 \
-    | tee "$log_dir/damage_cost_app.log"
+"${PYTHON:-python}" -m src.damage_cost.app "${model_options[@]}" --price-model "$price_model" "${device[@]}" \
+    "${remaining[@]}" 2>&1 | tee "$log_dir/damage_cost_app.log"

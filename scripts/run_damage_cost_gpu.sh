@@ -19,34 +19,16 @@ Environment: DEVICE_TARGET (GPU default, or CPU), DEVICE_ID (default 0), PYTHON 
 EOF
 }
 
-positional=()
-while [ $# -gt 0 ] && [[ "$1" != --* ]]; do
-    positional+=("$1")
-    shift
-done
-if [ ${#positional[@]} -eq 5 ]; then
-    positional=("${positional[0]}" "${positional[1]}" "${positional[0]}" "${positional[1]}" "${positional[@]:2}")
-elif [ ${#positional[@]} -ne 7 ]; then
-    usage >&2
-    exit 1
-fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-paths=()
-for argument in "${positional[@]}"; do
-    paths+=("$(realpath -m "$argument")")
-done
-for path in "${paths[@]:0:6}"; do
-    [ -e "$path" ] || { echo "run_damage_cost_gpu.sh: $path does not exist" >&2; usage >&2; exit 1; }
-done
-damage=()
-if [ "${paths[0]}" != "${paths[2]}" ] || [ "${paths[1]}" != "${paths[3]}" ]; then
-    damage=(--damage-config "${paths[2]}" --damage-ckpt "${paths[3]}")
-fi
+source "$root/scripts/lib/damage_cost_models.sh"
+read_damage_cost_models 2 "$@" || { usage >&2; exit 1; }
+input="${extra_paths[0]}"
+[ -e "$input" ] || { echo "run_damage_cost_gpu.sh: $input does not exist" >&2; usage >&2; exit 1; }
 
 log_dir="$(pwd)/LOG"
 mkdir -p "$log_dir"
 echo "Damage cost log: $log_dir/damage_cost.log"
 cd "$root"
-"${PYTHON:-python}" -m src.damage_cost.estimate --parts-config "${paths[0]}" --parts-ckpt "${paths[1]}" \
-    "${damage[@]}" --price-model "${paths[4]}" --input "${paths[5]}" --output "${paths[6]}" \
-    --device-target "${DEVICE_TARGET:-GPU}" --device-id "${DEVICE_ID:-0}" "$@" 2>&1 | tee "$log_dir/damage_cost.log"
+"${PYTHON:-python}" -m src.damage_cost.estimate "${model_options[@]}" --price-model "$price_model" --input "$input" \
+    --output "${extra_paths[1]}" --device-target "${DEVICE_TARGET:-GPU}" --device-id "${DEVICE_ID:-0}" \
+    "${remaining[@]}" 2>&1 | tee "$log_dir/damage_cost.log"

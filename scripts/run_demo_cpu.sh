@@ -23,8 +23,7 @@ if ! python -c "import mindspore" >/dev/null 2>&1; then
     fi
     export PATH="$root/.venv/bin:$PATH"
 fi
-# MindSpore's own C++ log: errors only (its graph-compiler notes say nothing to a user); the project logs as usual.
-export PYTHON=python DEVICE_TARGET=CPU GLOG_v="${GLOG_v:-3}"
+export PYTHON=python DEVICE_TARGET=CPU
 data_dir="$(realpath -m "${DATA_DIR:-$root/data/synthetic_car_damage}")"
 out_dir="$(realpath -m "${OUT_DIR:-$root/outputs/demo}")"
 joint_config="$(realpath -m "${JOINT_CONFIG:-$root/configs/demo_joint_cpu.yaml}")"

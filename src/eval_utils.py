@@ -28,6 +28,8 @@ from pycocotools.cocoeval import COCOeval
 if TYPE_CHECKING:
     from mindspore.dataset import Dataset
 
+    from src.data.transforms import TransformParams
+
 SUMMARY_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                  "AR_1", "AR_10", "AR_100", "AR_small", "AR_medium", "AR_large")
 
@@ -98,14 +100,32 @@ def postprocess_image(bboxes: np.ndarray, labels: np.ndarray, cls_scores: np.nda
     return detections
 
 
+def xyxy_to_xywh(box: Sequence[float]) -> List[float]:
+    """[x1, y1, x2, y2] -> [x, y, width, height] (COCO's box format)."""
+    x1, y1, x2, y2 = box
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def detect_image(infer_net: Callable, image_bgr: np.ndarray, params: "TransformParams",
+                 mask_thr_binary: float) -> List[Dict[str, object]]:
+    """Detections (:func:`postprocess_image`) of one BGR uint8 [H,W,3] image: resized, normalised and padded by
+    ``params`` as at training time, run through ``infer_net(img, img_meta)`` as a batch of one."""
+    from mindspore import Tensor
+
+    from src.data.transforms import prepare_image
+
+    img, meta = prepare_image(image_bgr, params)
+    outputs = [output.asnumpy()[0] for output in infer_net(Tensor(img[None]), Tensor(meta[None]))]
+    return postprocess_image(*outputs, meta, mask_thr_binary)
+
+
 def to_prediction(detection: Dict[str, object], image_id: int, category_id: int) -> Dict[str, object]:
     """One detection of :func:`postprocess_image` -> a saved prediction (see module docstring)."""
-    x1, y1, x2, y2 = detection["box"]
     return {
         "image_id": int(image_id),
         "category_id": int(category_id),
         "label": int(detection["label"]),
-        "bbox": [x1, y1, x2 - x1, y2 - y1],
+        "bbox": xyxy_to_xywh(detection["box"]),
         "score": float(detection["score"]),
         "mask_iou": float(detection["mask_iou"]),
         "segmentation": encode_mask(detection["mask"]),

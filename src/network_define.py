@@ -186,6 +186,15 @@ class TrainStep:
                 accumulator.set_data(ops.zeros_like(accumulator))
 
 
+def count_parameters(cell: nn.Cell) -> Tuple[int, int]:
+    """(number of parameter values, of which trainable) of ``cell``."""
+    total = trainable = 0
+    for parameter in cell.get_parameters():
+        total += int(parameter.size)
+        trainable += int(parameter.size) if parameter.requires_grad else 0
+    return total, trainable
+
+
 def build_detector(cfg: Config) -> Tuple[nn.Cell, nn.Cell]:
     """(MsRcnn for the training input size (the crop window with crop training), MsRcnnInfer for img_height x
     img_width sharing its parameters; both use the same parameter names)."""

@@ -1,4 +1,4 @@
-"""Tests of src/dataset.py: layouts, mask decoding, filtering, transforms, sharding, errors, the MindSpore pipeline."""
+"""Tests of src/data/: layouts, mask decoding, filtering, transforms, sharding, errors, the MindSpore pipeline."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import dataset as D
+from src import data as D
 from tests.helpers.coco_fixtures import (PARTS_CLASSES, categories_of, make_random_dataset, polygon_annotation,
                                          rect_polygon, rle_annotation, write_coco_dataset)
 
@@ -179,7 +179,7 @@ def test_num_gts_keeps_the_largest_and_warns_once(tmp_path, caplog):
     root = write_coco_dataset(tmp_path, images, annotations, categories_of(["front_bumper"]))
     coco = D.CocoDataset(root, PARTS_CLASSES)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="src.dataset"):
+    with caplog.at_level(logging.WARNING, logger="src.data"):
         records = D.train_records(coco, num_gts=3)
         source = D.TrainSource(records, _params(num_gts=3, img_height=64, img_width=64, mask_divider=1))
         samples = [source[key] for key in (0, 0, 2)]

@@ -62,5 +62,10 @@ def test_infer_writes_model_zoo_json_and_overlays(tiny_cfg, tmp_path, parts_data
         assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 1}
     scores = [prediction["score"] for prediction in entry["predictions"]]
     assert scores == sorted(scores, reverse=True)
-    overlay = cv2.imread(str(tmp_path / "overlays" / "car.png.png"))
+    overlay = cv2.imread(str(tmp_path / "overlays" / "car_pred.png"))
     assert overlay.shape == (50, 70, 3)
+
+
+def test_output_names_keep_the_stem_unless_two_images_share_it(tmp_path):
+    assert infer.output_names([tmp_path / "a.jpg", tmp_path / "a.png", tmp_path / "b.bmp"], "_pred") == {
+        tmp_path / "a.jpg": "a_pred.png", tmp_path / "a.png": "a.png_pred.png", tmp_path / "b.bmp": "b_pred.png"}

@@ -11,7 +11,7 @@ from src.blocks.dense_heads import ProposalGenerator, RPNHead
 from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
 from src.blocks.necks import FPN
 from src.blocks.roi_extractors import SingleLayerRoIExtractor
-from src.blocks.utils import multiclass_nms
+from src.blocks.utils import multiclass_nms, select_class
 from src.model_utils.config import Config
 
 RCNN_SEED_STREAM = 2
@@ -24,14 +24,6 @@ def _with_batch_index(boxes_per_image: List[Tensor]) -> Tensor:
         index = ops.fill(ms.float32, (boxes.shape[0], 1), float(image))
         rows.append(ops.concat((index, boxes), 1))
     return ops.stop_gradient(ops.concat(rows, 0))
-
-
-def _select_class(class_maps: Tensor, labels: Tensor) -> Tensor:
-    """class_maps [P, C - 1, ...] and labels [P] int32 (1..C-1; 0 is read as 1) -> the labelled class's map [P, ...]."""
-    one_hot = ops.one_hot(ops.maximum(labels - 1, 0), class_maps.shape[1], Tensor(1.0, ms.float32),
-                          Tensor(0.0, ms.float32))
-    one_hot = ops.reshape(one_hot, one_hot.shape + (1,) * (class_maps.ndim - 2))
-    return (class_maps * one_hot).sum(axis=1)
 
 
 def input_shape(cfg: Config) -> Tuple[int, int]:
@@ -90,7 +82,7 @@ class MsRcnn(nn.Cell):
         features = self.features(img)
         rpn_cls, rpn_reg = self.rpn_head(features)
         loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta)
-        proposals, _, proposal_valids = self.train_proposals(rpn_cls, rpn_reg, img_meta)
+        proposals, proposal_valids = self.train_proposals(rpn_cls, rpn_reg, img_meta)[::2]
 
         rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
         pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
@@ -122,7 +114,7 @@ class MsRcnn(nn.Cell):
         mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], _with_batch_index(pos_rois))
         mask_logits = self.mask_head(mask_feats)
         loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
-        mask_prob = ops.stop_gradient(ops.sigmoid(_select_class(mask_logits, pos_labels)))
+        mask_prob = ops.stop_gradient(ops.sigmoid(select_class(mask_logits, pos_labels)))
         mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
         iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
             mask_prob, mask_targets, ops.concat(area_ratios, 0), self.mask_thr_binary))
@@ -163,7 +155,7 @@ class MsRcnnInfer(nn.Cell):
         batch = img.shape[0]
         features = model.features(img)
         rpn_cls, rpn_reg = model.rpn_head(features)
-        proposals, _, proposal_valids = self.test_proposals(rpn_cls, rpn_reg, img_meta)
+        proposals, proposal_valids = self.test_proposals(rpn_cls, rpn_reg, img_meta)[::2]
         num_proposals = proposals.shape[1]
         rois = _with_batch_index([proposals[image] for image in range(batch)])
         cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))
@@ -185,8 +177,8 @@ class MsRcnnInfer(nn.Cell):
         det_rois = _with_batch_index(boxes)
         mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], det_rois)
         det_labels = ops.concat(labels, 0)
-        mask_probs = ops.sigmoid(_select_class(model.mask_head(mask_feats), det_labels))
-        mask_ious = _select_class(model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)), det_labels)
+        mask_probs = ops.sigmoid(select_class(model.mask_head(mask_feats), det_labels))
+        mask_ious = select_class(model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)), det_labels)
         mask_size = mask_probs.shape[-1]
         return (ops.stack(boxes), ops.stack(labels), ops.stack(scores),
                 ops.reshape(mask_probs, (batch, self.max_per_img, mask_size, mask_size)),

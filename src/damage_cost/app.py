@@ -17,7 +17,7 @@ import numpy as np
 from waitress import serve
 
 from src.callback import setup_logger
-from src.damage_cost.estimate import add_model_arguments, load_estimator
+from src.damage_cost.estimate import add_model_arguments, check_model_arguments, load_estimator
 from src.damage_cost.web.routes import create_app
 from src.damage_cost.web.service import EstimateService, UploadLimits
 
@@ -48,8 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point: load the models, warm them up, serve until interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if bool(args.damage_config) != bool(args.damage_ckpt):
-        parser.error("--damage-config and --damage-ckpt go together (omit both for one joint model)")
+    check_model_arguments(parser, args)
     for name in ("port", "threads", "max_files", "max_pixels"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(args, name)}")

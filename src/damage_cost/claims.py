@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from src.damage_cost.features import SEVERITIES, UNKNOWN_PART, build_feature_table, part_names_of
-from src.dataset import CocoDataset, decode_masks, segmentation_to_mask
+from src.data import CocoDataset, decode_masks, segmentation_to_mask
 
 BASE_COLUMNS = (UNKNOWN_PART, *SEVERITIES, "damage_area", "price")
 

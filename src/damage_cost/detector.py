@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from mindspore import Tensor
 
 from eval import load_inference_net
 from src.callback import LOGGER_NAME, read_checkpoint_classes
-from src.dataset import TransformParams, prepare_image
-from src.eval_utils import postprocess_image
+from src.data.transforms import TransformParams
+from src.eval_utils import detect_image
 from src.model_utils.config import Config, load_config
 from src.model_utils.device_adapter import init_env
 
@@ -73,10 +72,8 @@ class Detector:
     def detect(self, image_bgr: np.ndarray) -> List[Dict[str, object]]:
         """Detections of a BGR uint8 ``[H,W,3]`` image whose confidence reaches ``score_thr``, by decreasing class
         score."""
-        img, meta = prepare_image(image_bgr, self.params)
-        outputs = [output.asnumpy()[0] for output in self.net(Tensor(img[None]), Tensor(meta[None]))]
         detections = []
-        for detection in postprocess_image(*outputs, meta, self.cfg.test_cfg.rcnn.mask_thr_binary):
+        for detection in detect_image(self.net, image_bgr, self.params, self.cfg.test_cfg.rcnn.mask_thr_binary):
             confidence = detection["score"] * detection["mask_iou"]
             if confidence >= self.score_thr:
                 detections.append({**detection, "name": self.class_names[detection["label"]],

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 from tqdm import tqdm
 
-from infer import IMAGE_EXTENSIONS, list_images
+from infer import IMAGE_EXTENSIONS, list_images, output_names
 from src.callback import setup_logger
 from src.damage_cost.detector import Detector
 from src.damage_cost.pipeline import DamageCostEstimator
@@ -40,6 +40,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--price-model", required=True, help="price model JSON (src.damage_cost.price_models)")
     parser.add_argument("--device-target", choices=("GPU", "CPU"), help="override the configs' device_target")
     parser.add_argument("--device-id", type=int, help="override the configs' device_id")
+
+
+def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit through ``parser.error`` when only one of --damage-config and --damage-ckpt is given."""
+    if bool(args.damage_config) != bool(args.damage_ckpt):
+        parser.error("--damage-config and --damage-ckpt go together (omit both for one joint model)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,15 +92,6 @@ def same_model(config_a: str, checkpoint_a: str, config_b: Optional[str], checkp
         Path(checkpoint_a).resolve() == Path(checkpoint_b).resolve()
 
 
-def output_names(images: Sequence[Path]) -> Dict[Path, str]:
-    """``<stem>_cost.png`` per image; ``<file name>_cost.png`` when the stem is taken (a.jpg and a.png)."""
-    names: Dict[Path, str] = {}
-    for image in images:
-        name = f"{image.stem}_cost.png"
-        names[image] = f"{image.name}_cost.png" if name in names.values() else name
-    return names
-
-
 def format_cost_table(records: Sequence[Dict[str, object]]) -> str:
     """Image, number of damages, total and inspection flag per image, then the grand total."""
     width = max([len("image"), len("TOTAL")] + [len(str(record["image"])) for record in records])
@@ -131,7 +128,7 @@ def load_estimator(args: argparse.Namespace) -> Tuple[DamageCostEstimator, Dict[
 def estimate_images(estimator: DamageCostEstimator, images: Sequence[Path], skipped: List[Dict[str, str]],
                     out_dir: Path) -> List[Dict[str, object]]:
     """Estimate and render each image (progress bar); images OpenCV fails to decode are added to ``skipped``."""
-    names = output_names(images)
+    names = output_names(images, "_cost")
     results = []
     for path in tqdm(images, desc="estimate", unit="image"):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -148,8 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point; returns the process exit code (2 on unusable arguments, models or input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if bool(args.damage_config) != bool(args.damage_ckpt):
-        parser.error("--damage-config and --damage-ckpt go together (omit both for one joint model)")
+    check_model_arguments(parser, args)
     logger = setup_logger(None)
     try:
         images, skipped = list_inputs(args.input)

@@ -28,11 +28,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from src.damage_cost.claims import ClaimsError, read_claims
-from src.damage_cost.estimate import add_model_arguments, load_detectors
+from src.damage_cost.estimate import add_model_arguments, check_model_arguments, load_detectors
 from src.damage_cost.features import PART_NAMES, SEVERITIES, overlap_matrices
 from src.damage_cost.pipeline import DamageCostEstimator
 from src.damage_cost.price_models import load_price_model
-from src.dataset import CocoDataset, segmentation_to_mask
+from src.data import CocoDataset, segmentation_to_mask
 
 MATCH_IOU = 0.5
 GROUND_TRUTH = "ground-truth masks"
@@ -161,8 +161,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="score * mask IoU thresholds to compare (default: 0.3)")
     parser.add_argument("--out", type=Path, help="write the table as CSV here (and <stem>_images.csv)")
     args = parser.parse_args(argv)
-    if bool(args.damage_config) != bool(args.damage_ckpt):
-        parser.error("--damage-config and --damage-ckpt go together (omit both for one joint model)")
+    check_model_arguments(parser, args)
     return args
 
 

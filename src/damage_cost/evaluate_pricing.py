@@ -22,7 +22,7 @@ from sklearn.model_selection import KFold
 from src.damage_cost.claims import ClaimsError, claims_with_overlaps, read_claims
 from src.damage_cost.features import OVERLAPS, overlap_columns, part_names_of
 from src.damage_cost.price_models import DEFAULT_OVERLAP, PRICE_MODELS, PriceModel, save_price_model
-from src.dataset import DatasetError
+from src.data.annotations import DatasetError
 
 DEFAULT_OUT = "pricing_cv.csv"
 

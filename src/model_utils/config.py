@@ -374,22 +374,13 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("lr_type", one_of("multistep", "cosine"), "'multistep' or 'cosine'")
     check("lr_steps", lambda v: list(v) == sorted(v) and all(s > 0 for s in v), "increasing positive epoch numbers")
     check("grad_clip", non_negative, ">= 0 (0 = off)")
-    check("num_gts", positive, "> 0")
-    check("batch_size", positive, "> 0")
     check("accumulate_step", positive, ">= 1")
-    check("test_batch_size", positive, "> 0")
-    check("loss_scale", positive, "> 0")
-    check("epoch_size", positive, "> 0")
-    check("eval_every", positive, "> 0")
-    check("log_interval", positive, "> 0")
-    check("device_num", positive, "> 0")
+    for key in ("num_gts", "batch_size", "test_batch_size", "loss_scale", "epoch_size", "eval_every", "log_interval",
+                "device_num", "num_parallel_workers", "save_every", "keep_checkpoint_max", "keep_best_checkpoints_max"):
+        check(key, positive, "> 0")
     check("rank_id", lambda v: 0 <= v < cfg.device_num, f"in [0, device_num={cfg.device_num})")
-    check("num_parallel_workers", positive, "> 0")
-    check("save_every", positive, "> 0")
-    check("keep_checkpoint_max", positive, "> 0")
-    check("keep_best_checkpoints_max", positive, "> 0")
-    check("train_dataset_num", non_negative, ">= 0")
-    check("train_dataset_divider", non_negative, ">= 0")
+    for key in ("train_dataset_num", "train_dataset_divider"):
+        check(key, non_negative, ">= 0")
 
     classes = cfg.coco_classes
     check("coco_classes", lambda v: len(v) >= 2 and v[0] == "background",

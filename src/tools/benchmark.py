@@ -52,9 +52,7 @@ def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
 
 def benchmark(cfg: Config, mode: str, steps: int) -> dict:
     """Run the benchmark; returns the JSON-able result."""
-    import mindspore as ms
-
-    from src.eval_utils import encode_mask, postprocess_image
+    from src.eval_utils import detect_image, encode_mask
     from src.lr_schedule import get_lr
     from src.model_utils.device_adapter import init_env
     from src.network_define import TrainStep, build_detector, build_optimizer
@@ -72,16 +70,14 @@ def benchmark(cfg: Config, mode: str, steps: int) -> dict:
             trainer.step(batch, index)
             times.append(time.perf_counter() - start)
     else:
-        from src.dataset import TransformParams, prepare_image
+        from src.data.transforms import TransformParams
 
         infer_net.set_train(False)
         params = TransformParams.from_config(cfg)
         image = rng.integers(0, 256, (cfg.img_height, cfg.img_width, 3), dtype=np.uint8)
         for _ in range(steps + 1):
             start = time.perf_counter()
-            img, meta = prepare_image(image, params)
-            outputs = [output.asnumpy()[0] for output in infer_net(ms.Tensor(img[None]), ms.Tensor(meta[None]))]
-            for detection in postprocess_image(*outputs, meta, cfg.test_cfg.rcnn.mask_thr_binary):
+            for detection in detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary):
                 encode_mask(detection["mask"])
             times.append(time.perf_counter() - start)
     steady = [1000.0 * value for value in times[1:]]

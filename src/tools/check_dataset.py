@@ -1,10 +1,10 @@
 """Check a COCO dataset against a config before training.
 
 Usage: ``python -m src.tools.check_dataset CONFIG DATASET [--key value ...]`` (config overrides, e.g. ``--num_gts 50``).
-DATASET is anything :func:`src.dataset.resolve_dataset` accepts. Prints errors (training would fail or learn wrong
+DATASET is anything :func:`src.data.resolve_dataset` accepts. Prints errors (training would fail or learn wrong
 labels) and warnings (data dropped or suspicious), and exits 1 when there is an error, 0 otherwise, 2 on bad usage.
 
-Besides the structural checks of :func:`src.dataset.inspect_annotations` it reads every image (corrupt files,
+Besides the structural checks of :func:`src.data.inspect_annotations` it reads every image (corrupt files,
 sizes that differ from the annotation file) and decodes every mask (polygons or boxes reaching outside the image,
 empty masks, boxes whose IoU with the mask's tight box is below ``BOX_MASK_MIN_IOU``, images with more instances
 than ``num_gts``).
@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from src.dataset import (ERROR, WARNING, DatasetError, Problem, format_problems, inspect_annotations, is_trainable,
-                         mask_tight_box, read_coco_json, resolve_dataset, segmentation_format, segmentation_to_mask,
-                         xywh_to_clipped_xyxy)
+from src.data import (ERROR, WARNING, DatasetError, Problem, format_problems, inspect_annotations, is_trainable,
+                      mask_tight_box, read_coco_json, resolve_dataset, segmentation_format, segmentation_to_mask,
+                      xywh_to_clipped_xyxy)
 from src.model_utils.config import Config, ConfigError, load_config
 
 BOX_MASK_MIN_IOU = 0.9

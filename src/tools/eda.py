@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
-from src.dataset import DatasetError, read_coco_json, segmentation_format, segmentation_to_rle  # noqa: E402
+from src.data import DatasetError, read_coco_json, segmentation_format, segmentation_to_rle  # noqa: E402
 
 SUBSET_ORDER = ("train", "validation", "val", "test")
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from src.dataset import DatasetError, read_coco_json
+from src.data import DatasetError, read_coco_json
 
 
 def merge_label_files(label_files: Sequence[Path]) -> dict:

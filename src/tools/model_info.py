@@ -16,13 +16,13 @@ BLOCK_NAMES = {"backbone": "backbone", "neck": "neck", "rpn_head": "rpn", "bbox_
                "mask_head": "mask_head", "mask_iou_head": "mask_iou_head"}
 
 
-def count_parameters(cfg: Config) -> Dict[str, int]:
+def block_parameter_counts(cfg: Config) -> Dict[str, int]:
     """Build the detector of ``cfg`` and return {block name: number of parameter values} for the six blocks."""
     from src.blocks.ms_rcnn import MsRcnn
+    from src.network_define import count_parameters
 
     model = MsRcnn(cfg)
-    return {BLOCK_NAMES[block]: sum(int(parameter.size) for parameter in getattr(model, block).get_parameters())
-            for block in BLOCKS}
+    return {BLOCK_NAMES[block]: count_parameters(getattr(model, block))[0] for block in BLOCKS}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     cfg = load_config(args.config, overrides)
-    counts = count_parameters(cfg)
+    counts = block_parameter_counts(cfg)
     print(f"Number of parameters: {sum(counts.values())}")
     for name, count in counts.items():
         print(f"  {name:<14s}{count:>12d}")

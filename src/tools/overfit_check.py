@@ -2,8 +2,9 @@
 
 Usage: ``python -m src.tools.overfit_check CONFIG --data DIR [--steps 300] [--num-batches 4] [--lr 0.01]
 [--window 20] [--log-every 50] [--mode graph] [--key value ...]``. DIR is a train subset (model zoo or COCO
-layout); the first ``num-batches`` batches of ``src.dataset.create_dataset`` are kept in memory and cycled. The
-optimiser is plain SGD (the config's momentum and weight_decay) on the sum of the six losses. Prints, for each
+layout); the first ``num-batches`` batches of ``src.data.create_dataset`` are kept in memory and cycled. The steps
+are the project's training steps (``TrainStep``: the config's optimiser, weight decay, gradient clipping, loss scale
+and accumulation) at the constant learning rate ``--lr``. Prints, for each
 loss, the mean of the first and of the last ``window`` steps and exits with status 1 if any of them did not fall;
 every ``log-every`` steps it also prints the means of the last ``window`` steps, to show the course of each loss.
 
@@ -17,25 +18,12 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn
+from mindspore import Tensor
 
 from src.blocks.ms_rcnn import MsRcnn
-from src.dataset import create_dataset
+from src.data.pipeline import create_dataset
 from src.model_utils.config import load_config
-from src.network_define import LOSS_NAMES
-
-
-class _TotalLoss(nn.Cell):
-    """(sum of the six losses, the six losses) of a batch."""
-
-    def __init__(self, model: MsRcnn):
-        super().__init__()
-        self.model = model
-
-    def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
-                  gt_masks: Tensor) -> Tuple[Tensor, Tuple[Tensor, ...]]:
-        losses = self.model(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
-        return losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5], losses
+from src.network_define import LOSS_NAMES, TrainStep, build_optimizer
 
 
 def _parse(argv: Optional[List[str]]) -> Tuple[argparse.Namespace, List[str]]:
@@ -64,21 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                for _, row in zip(range(args.num_batches), dataset.create_tuple_iterator(output_numpy=True))]
     model = MsRcnn(cfg)
     model.set_train(True)
-    optimizer = nn.SGD(model.trainable_params(), learning_rate=args.lr, momentum=cfg.momentum,
-                       weight_decay=cfg.weight_decay)
-    grad_fn = ms.value_and_grad(_TotalLoss(model), None, optimizer.parameters, has_aux=True)
-
-    def train_step(*batch: Tensor) -> Tuple[Tensor, ...]:
-        (_, losses), grads = grad_fn(*batch)
-        optimizer(grads)
-        return losses
-
-    if args.mode == "graph":
-        train_step = ms.jit(train_step)
+    trainer = TrainStep(model, build_optimizer(cfg, model.trainable_params(), np.full(args.steps, args.lr)), cfg)
     history = np.zeros((args.steps, len(LOSS_NAMES)))
     start = time.time()
     for step in range(args.steps):
-        history[step] = [loss.asnumpy() for loss in train_step(*batches[step % len(batches)])]
+        history[step] = trainer.step(batches[step % len(batches)], step).losses
         if step == 0:
             print(f"first step (compile included): {time.time() - start:.1f} s", flush=True)
             print("step  " + " ".join(f"{name:>13s}" for name in LOSS_NAMES), flush=True)

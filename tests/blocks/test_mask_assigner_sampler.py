@@ -29,18 +29,21 @@ def encode(box, gt, stds=(0.1, 0.1, 0.2, 0.2)):
     return np.array(deltas) / np.array(stds)
 
 
+def empty_targets(mask_size: int) -> tuple:
+    """All-padding inputs: gt_bboxes, gt_labels, gt_valids, gt_masks [NUM_GTS, mask_size, mask_size], proposals and
+    proposal_valids, to be filled in by each test."""
+    return (np.zeros((NUM_GTS, 4), np.float32), np.zeros(NUM_GTS, np.int32), np.zeros(NUM_GTS, bool),
+            np.zeros((NUM_GTS, mask_size, mask_size), np.uint8), np.zeros((NUM_PROPOSALS, 4), np.float32),
+            np.zeros(NUM_PROPOSALS, bool))
+
+
 def test_targets_of_known_masks(tiny_cfg):
     sampler = MaskAssignerSampler(tiny_cfg, seed=0, seed2=3)
-    gt_bboxes = np.zeros((NUM_GTS, 4), np.float32)
-    gt_labels = np.zeros(NUM_GTS, np.int32)
-    gt_valids = np.zeros(NUM_GTS, bool)
-    gt_masks = np.zeros((NUM_GTS, 64, 64), np.uint8)
+    gt_bboxes, gt_labels, gt_valids, gt_masks, proposals, proposal_valids = empty_targets(64)
     gt_bboxes[0], gt_labels[0], gt_valids[0] = [100, 100, 120, 120], 1, True
     gt_masks[0, 50:60, 50:60] = 1
     gt_bboxes[1], gt_labels[1], gt_valids[1] = [16, 20, 72, 68], 3, True
     gt_masks[1, 10:34, 8:36] = 1                     # 24 rows x 28 columns = 672 mask pixels
-    proposals = np.zeros((NUM_PROPOSALS, 4), np.float32)
-    proposal_valids = np.zeros(NUM_PROPOSALS, bool)
     proposals[0] = [16, 20, 72, 76]                  # mask px [8, 10, 36, 38], IoU 0.857 with gt 1
     proposals[1] = [16, 32, 72, 88]                  # mask px [8, 16, 36, 44], IoU 0.529 with gt 1
     proposals[2:5] = [[0, 100, 10, 110], [80, 0, 90, 10], [0, 0, 8, 8]]   # negatives
@@ -101,14 +104,9 @@ def test_full_resolution_mask_targets(tiny_cfg):
     values = tiny_cfg.to_dict()
     values["mask_divider"] = 1
     sampler = MaskAssignerSampler(type(tiny_cfg).from_dict(values), seed=0, seed2=3)
-    gt_bboxes = np.zeros((NUM_GTS, 4), np.float32)
-    gt_labels = np.zeros(NUM_GTS, np.int32)
-    gt_valids = np.zeros(NUM_GTS, bool)
-    gt_masks = np.zeros((NUM_GTS, 128, 128), np.uint8)
+    gt_bboxes, gt_labels, gt_valids, gt_masks, proposals, proposal_valids = empty_targets(128)
     gt_bboxes[0], gt_labels[0], gt_valids[0] = [16, 20, 72, 68], 2, True
     gt_masks[0, 20:68, 16:72] = 1
-    proposals = np.zeros((NUM_PROPOSALS, 4), np.float32)
-    proposal_valids = np.zeros(NUM_PROPOSALS, bool)
     proposals[0] = [16, 20, 72, 76]                  # rows 20..75: the mask fills its first 48 rows = 24 bins
     proposals[1] = [16, 32, 72, 88]                  # rows 32..87: 36 mask rows = 18 bins, 36 x 56 = 2016 px
     proposal_valids[:2] = True

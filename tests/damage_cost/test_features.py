@@ -10,7 +10,7 @@ import pytest
 
 from src.damage_cost.features import (PART_NAMES, SEVERITIES, build_feature_table, feature_columns, main_part,
                                       overlap_matrices)
-from src.dataset import CocoDataset, decode_masks
+from src.data.coco import CocoDataset, decode_masks
 
 SUBSETS = ("train", "validation", "test")
 

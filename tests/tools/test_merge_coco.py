@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from src.dataset import CocoDataset, DatasetError
+from src.data import CocoDataset, DatasetError
 from src.tools.merge_coco import merge_datasets
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,4 +26,4 @@ def test_every_parameter_belongs_to_a_block(tiny_cfg):
 
     model = MsRcnn(tiny_cfg)
     total = sum(int(np.prod(parameter.shape)) for parameter in model.get_parameters())
-    assert sum(model_info.count_parameters(tiny_cfg).values()) == total
+    assert sum(model_info.block_parameter_counts(tiny_cfg).values()) == total

@@ -27,7 +27,7 @@ class AssignerSampler(nn.Cell):
 
     def construct(self, gt_boxes: Tensor, gt_valids: Tensor, boxes: Tensor, box_valids: Tensor,
                   priorities: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        assigned, _ = self.assigner(gt_boxes, gt_valids, boxes, box_valids)
+        assigned = self.assigner(gt_boxes, gt_valids, boxes, box_valids)[0]
         pos_sampled, neg_sampled = self.sampler(assigned, priorities)
         matched_gt = ops.cast(ops.maximum(assigned - 1, 0), ms.int32)
         return assigned, pos_sampled, neg_sampled, matched_gt

@@ -65,8 +65,8 @@ class MaskAssignerSampler(nn.Cell):
             candidate_valids = proposal_valids
         if candidates.shape[0] < self.num:
             raise ValueError("train_cfg.rcnn.sampler.num: expected <= number of candidate proposals")
-        _, pos_sampled, neg_sampled, matched_gt = self.assigner_sampler(gt_bboxes, gt_valids, candidates,
-                                                                        candidate_valids, priorities)
+        sampled = self.assigner_sampler(gt_bboxes, gt_valids, candidates, candidate_valids, priorities)
+        pos_sampled, neg_sampled, matched_gt = sampled[1], sampled[2], sampled[3]
         indices, valids = self.assigner_sampler.sampler.pack(pos_sampled, neg_sampled)
         rois = ops.stop_gradient(ops.gather(candidates, indices, 0))
         is_pos = ops.logical_and(ops.gather(pos_sampled, indices, 0), valids)

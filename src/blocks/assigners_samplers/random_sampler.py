@@ -33,7 +33,7 @@ class RandomSampler(nn.Cell):
     def _keep_top(self, priorities: Tensor, candidates: Tensor, wanted: Tensor, max_wanted: int) -> Tensor:
         """candidates among the ``wanted`` (tensor <= max_wanted) with the highest priorities."""
         ranked = ops.where(candidates, priorities, -1.0)
-        top_values, _ = ops.topk(ranked, max_wanted)
+        top_values = ops.topk(ranked, max_wanted)[0]
         threshold = ops.gather(top_values, ops.maximum(wanted - 1, 0), 0)
         return ops.logical_and(ops.logical_and(candidates, ranked >= threshold), wanted > 0)
 

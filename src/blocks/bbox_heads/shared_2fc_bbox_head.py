@@ -6,7 +6,7 @@ from mindspore import Tensor, nn, ops
 
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
 from src.blocks.initialization import normal_init, xavier_init
-from src.blocks.utils import masked_mean
+from src.blocks.utils import masked_mean, select_class
 from src.model_utils.config import Config
 
 
@@ -49,11 +49,7 @@ class Shared2FCBBoxHead(nn.Cell):
         """bbox_pred [K, 4 * (num_classes - 1)] or [K, 4], labels [K] -> deltas of each label's class [K, 4]."""
         if self.reg_class_agnostic:
             return bbox_pred
-        num_fg = self.num_classes - 1
-        class_index = ops.clip_by_value(labels - 1, 0, num_fg - 1)
-        one_hot = ops.one_hot(class_index, num_fg, Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
-        per_class = ops.reshape(bbox_pred, (bbox_pred.shape[0], num_fg, 4))
-        return (per_class * ops.expand_dims(one_hot, 2)).sum(axis=1)
+        return select_class(ops.reshape(bbox_pred, (bbox_pred.shape[0], self.num_classes - 1, 4)), labels)
 
     def loss(self, cls_score: Tensor, bbox_pred: Tensor, labels: Tensor, label_weights: Tensor, bbox_targets: Tensor,
              bbox_weights: Tensor) -> Tuple[Tensor, Tensor]:

@@ -6,6 +6,7 @@ import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
+from src.blocks.utils import grouped_nms_keep
 from src.model_utils.config import Config
 
 
@@ -16,9 +17,8 @@ class ProposalGenerator(nn.Cell):
     clipped to the image's scaled (content) size from img_meta; boxes with a side <= ``min_bbox_size`` become
     invalid. NMS (``iou_threshold``) then runs within each level separately, as mmdetection v2's batched NMS does
     (one ``NMSWithMask`` call, boxes of level l shifted by l * (max image side + 1) so levels never overlap), and
-    the ``max_per_img`` highest-scoring kept boxes of all levels are returned. ``NMSWithMask`` returns indices into
-    its own score-sorted list (MindSpore 2.x, CPU and GPU): its input is sorted by TopK first and carries the
-    strictly decreasing scores N, ..., 1, so its keep mask is read in the TopK order.
+    the ``max_per_img`` highest-scoring kept boxes of all levels are returned (:func:`grouped_nms_keep`, the
+    candidates sorted by TopK first).
 
     Args: proposal_cfg (nms_pre, max_per_img, iou_threshold, min_bbox_size), level_anchors (one numpy [N_l, 4]
     per level), img_shape (h, w) of the network input, bbox_coder_cfg (target_means, target_stds).
@@ -42,7 +42,6 @@ class ProposalGenerator(nn.Cell):
         self.level_shift = float(max(img_shape)) + 1.0
         self.nms = ops.NMSWithMask(float(proposal_cfg.iou_threshold))
         self.bbox_coder = DeltaXYWHBBoxCoder(bbox_coder_cfg.target_means, bbox_coder_cfg.target_stds)
-        self.rank_scores = Tensor(np.arange(self.num_candidates, 0, -1, dtype=np.float32))
 
     def _single_image(self, scores: Tensor, deltas: Tensor, meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         boxes, box_scores, shifts = [], [], []
@@ -64,9 +63,7 @@ class ProposalGenerator(nn.Cell):
         ranked_scores = ops.where(big_enough, box_scores, -1.0)
         sorted_scores, order = ops.topk(ranked_scores, self.num_candidates)
         sorted_boxes = ops.gather(boxes, order, 0)
-        shifted = sorted_boxes + ops.expand_dims(ops.gather(shifts, order, 0), 1)
-        nms_input = ops.concat((shifted, ops.expand_dims(self.rank_scores, 1)), 1)
-        _, _, keep = self.nms(nms_input)
+        keep = grouped_nms_keep(sorted_boxes, ops.gather(shifts, order, 0), self.nms)
         keep = ops.logical_and(keep, sorted_scores >= 0.0)
         final_scores, final_index = ops.topk(ops.where(keep, sorted_scores, -1.0), self.max_per_img)
         valids = final_scores >= 0.0

@@ -100,9 +100,9 @@ class RPNHead(nn.Cell):
         num_sampled = ops.zeros((), ms.float32)
         priorities = self.assigner_sampler.sampler.draw(cls_scores.shape)
         for image in range(cls_scores.shape[0]):
-            _, pos_sampled, neg_sampled, matched_gt = self.assigner_sampler(
-                gt_bboxes[image], gt_valids[image], self.anchors, self.anchor_valids(img_meta[image]),
-                priorities[image])
+            sampled = self.assigner_sampler(gt_bboxes[image], gt_valids[image], self.anchors,
+                                            self.anchor_valids(img_meta[image]), priorities[image])
+            pos_sampled, neg_sampled, matched_gt = sampled[1], sampled[2], sampled[3]
             pos_weights = ops.cast(pos_sampled, ms.float32)
             sample_weights = ops.cast(ops.logical_or(pos_sampled, neg_sampled), ms.float32)
             logits = cls_scores[image]

@@ -1,9 +1,8 @@
 """Mask head: a small fully convolutional network predicting a 28x28 mask per foreground class."""
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import kaiming_init
-from src.blocks.utils import masked_mean
+from src.blocks.utils import masked_mean, select_class
 from src.model_utils.config import Config
 
 
@@ -52,9 +51,6 @@ class FCNMaskHead(nn.Cell):
         (1..num_classes - 1), weights [P] f32 (1 for valid positives, 0 for padding). Returns the BCE averaged over
         the pixels of the valid positives, times loss_mask.loss_weight; exactly 0 without valid positives.
         """
-        num_fg = self.num_classes - 1
-        class_index = ops.clip_by_value(ops.cast(labels, ms.int32) - 1, 0, num_fg - 1)
-        one_hot = ops.one_hot(class_index, num_fg, Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
-        logits = (mask_logits * ops.reshape(one_hot, (one_hot.shape[0], num_fg, 1, 1))).sum(axis=1)
+        logits = select_class(mask_logits, labels)
         per_roi = binary_cross_entropy_with_logits(logits, mask_targets).mean(axis=(1, 2))
         return masked_mean(per_roi, weights) * self.loss_weight

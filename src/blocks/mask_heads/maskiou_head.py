@@ -3,7 +3,7 @@ import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import kaiming_init, normal_init
-from src.blocks.utils import masked_mean
+from src.blocks.utils import masked_mean, select_class
 from src.model_utils.config import Config
 
 MIN_AREA = 1e-7
@@ -83,9 +83,6 @@ class MaskIoUHead(nn.Cell):
         valid positives). Returns the squared error averaged over the valid positives, times loss_iou.loss_weight;
         exactly 0 without valid positives.
         """
-        num_fg = self.num_classes - 1
-        class_index = ops.clip_by_value(ops.cast(labels, ms.int32) - 1, 0, num_fg - 1)
-        one_hot = ops.one_hot(class_index, num_fg, Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
-        predicted = (mask_iou_pred * one_hot).sum(axis=1)
+        predicted = select_class(mask_iou_pred, labels)
         squared_error = ops.square(predicted - ops.stop_gradient(iou_targets))
         return masked_mean(squared_error, weights) * self.loss_weight

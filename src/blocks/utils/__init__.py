@@ -1,4 +1,4 @@
 """Shared operations of the detector heads."""
-from src.blocks.utils.utils import masked_mean, multiclass_nms
+from src.blocks.utils.utils import grouped_nms_keep, masked_mean, multiclass_nms, select_class
 
-__all__ = ["masked_mean", "multiclass_nms"]
+__all__ = ["grouped_nms_keep", "masked_mean", "multiclass_nms", "select_class"]

@@ -1,4 +1,5 @@
-"""Small shared operations of the detector heads: weighted means and multi-class NMS with static shapes."""
+"""Small shared operations of the detector heads: weighted means, the labelled class's output, NMS of groups of boxes
+in one call, and multi-class NMS with static shapes."""
 from typing import Optional, Tuple
 
 import mindspore as ms
@@ -19,6 +20,32 @@ def masked_mean(values: Tensor, weights: Tensor) -> Tensor:
     return weighted.sum() / ops.maximum(weights.sum(), MIN_WEIGHT_SUM)
 
 
+def select_class(class_outputs: Tensor, labels: Tensor) -> Tensor:
+    """The output of each row's labelled class: class_outputs [P, C - 1, ...] (one entry per foreground class) and
+    labels [P] integer in 1..C-1 (clamped to that range, so padding labels such as 0 read class 1) -> [P, ...]."""
+    num_fg = class_outputs.shape[1]
+    class_index = ops.clip_by_value(ops.cast(labels, ms.int32) - 1, 0, num_fg - 1)
+    one_hot = ops.one_hot(class_index, num_fg, Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
+    one_hot = ops.reshape(one_hot, one_hot.shape + (1,) * (class_outputs.ndim - 2))
+    return (class_outputs * one_hot).sum(axis=1)
+
+
+def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: ops.NMSWithMask) -> Tensor:
+    """Keep mask of NMS run within groups of boxes, all groups in one ``NMSWithMask`` call.
+
+    sorted_boxes [N, 4] (x1, y1, x2, y2) are in decreasing score order; group_offsets [N] float32 shift each box by
+    its group's offset (group index times more than the coordinate range), so boxes of different groups never
+    overlap. ``NMSWithMask`` returns indices into its own score-sorted list (MindSpore 2.x, CPU and GPU), so it is
+    given the strictly decreasing scores N, ..., 1 in place of the real ones: its sort keeps the input order, ties
+    included, and its keep mask [N] bool is read in that order.
+    """
+    num_boxes = sorted_boxes.shape[0]
+    shifted = sorted_boxes + ops.expand_dims(group_offsets, 1)
+    rank_scores = ops.arange(num_boxes, 0, -1, dtype=ms.float32)
+    nms_input = ops.concat((shifted, ops.expand_dims(rank_scores, 1)), axis=1)
+    return nms(ops.stop_gradient(nms_input))[2]
+
+
 def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
                    max_candidates: int, roi_valids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-class NMS of one image's detections with static shapes (GRAPH and PYNATIVE).
@@ -36,12 +63,9 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
         bboxes [M, 4] (zeros where invalid), scores [M] (0 where invalid), labels [M] int32 in 1..num_classes-1,
         valids [M] bool; valid detections first, by decreasing score.
 
-    One NMS call handles all classes: each box is shifted by ``label * (max coordinate - min coordinate + 1)`` so
-    that boxes of different classes never overlap. ``ops.NMSWithMask`` sorts its input by score and returns indices
-    into the sorted list (MindSpore 2.x, CPU and GPU), so the candidates are sorted by TopK first and given to it
-    with the strictly decreasing scores N, N-1, ..., 1 in place of their class scores: its own sort then keeps the
-    TopK order even among tied scores, and its keep mask is read in that order. It suppresses IoU > iou_threshold
-    with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
+    One NMS call handles all classes (:func:`grouped_nms_keep`, candidates sorted by TopK first): each box is
+    shifted by ``label * (max coordinate - min coordinate + 1)`` so that boxes of different classes never overlap.
+    It suppresses IoU > iou_threshold with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
     """
     num_rois, num_classes = cls_scores.shape
     num_fg = num_classes - 1
@@ -64,15 +88,11 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
     top_labels = ops.gather(labels, top_index, 0)
     candidate_boxes = ops.stop_gradient(top_boxes)
     class_step = candidate_boxes.max() - candidate_boxes.min() + 1.0
-    offsets = ops.cast(top_labels, ms.float32) * class_step
-    shifted = top_boxes + ops.expand_dims(offsets, 1)
-    rank_scores = ops.arange(num_candidates, 0, -1, dtype=ms.float32)
-    nms_input = ops.concat((shifted, ops.expand_dims(rank_scores, 1)), axis=1)
-    _, _, keep = ops.NMSWithMask(iou_threshold)(ops.stop_gradient(nms_input))
+    keep = grouped_nms_keep(top_boxes, ops.cast(top_labels, ms.float32) * class_step, ops.NMSWithMask(iou_threshold))
     keep = ops.logical_and(keep, top_scores > score_thr)
 
     kept_scores = ops.select(keep, top_scores, ops.full_like(top_scores, -1.0))
-    _, final_index = ops.topk(kept_scores, max_per_img, sorted=True)
+    final_index = ops.topk(kept_scores, max_per_img, sorted=True)[1]
     valid_float = ops.gather(ops.cast(keep, ms.float32), final_index, 0)
     valids = valid_float > 0
     final_boxes = ops.gather(top_boxes, final_index, 0) * ops.expand_dims(valid_float, 1)

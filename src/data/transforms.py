@@ -1,0 +1,195 @@
+"""Image and mask transforms (pure NumPy / OpenCV): resize, flip, normalise, pad, downsample, random crops, and the
+inference input of one image (:func:`prepare_image`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from src.data.annotations import mask_tight_box
+
+CROP_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class TransformParams:
+    """Image geometry and normalisation taken from the config."""
+
+    img_height: int
+    img_width: int
+    keep_ratio: bool
+    img_mean: tuple[float, float, float]
+    img_std: tuple[float, float, float]
+    to_rgb: bool
+    mask_divider: int
+    num_gts: int
+    crop_height: int = 0
+    crop_width: int = 0
+    crop_min_visible: float = 0.5
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
+        """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts and the crop
+        keys (crop_height, crop_width, crop_min_visible)."""
+        return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
+                   tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
+                   bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
+                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]))
+
+    @property
+    def crops(self) -> bool:
+        """True when training samples are random crop_height x crop_width windows."""
+        return self.crop_height > 0
+
+    @property
+    def train_shape(self) -> tuple[int, int]:
+        """(h, w) of a training sample: the crop window, or img_height x img_width."""
+        return (self.crop_height, self.crop_width) if self.crops else (self.img_height, self.img_width)
+
+
+def rescale_size(orig_h: int, orig_w: int, img_h: int, img_w: int, keep_ratio: bool) -> tuple[int, int]:
+    """(scaled_h, scaled_w): the largest size fitting img_h x img_w with the same aspect ratio, or the target."""
+    if not keep_ratio:
+        return img_h, img_w
+    scale = min(img_h / orig_h, img_w / orig_w)
+    return min(img_h, max(1, int(round(orig_h * scale)))), min(img_w, max(1, int(round(orig_w * scale))))
+
+
+def resize_image(image: np.ndarray, scaled_h: int, scaled_w: int) -> np.ndarray:
+    """Bilinear resize of an [H,W,C] image to [scaled_h, scaled_w, C]."""
+    return cv2.resize(image, (scaled_w, scaled_h), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_boxes(boxes: np.ndarray, scale_h: float, scale_w: float, scaled_h: int, scaled_w: int) -> np.ndarray:
+    """Boxes [N,4] x1,y1,x2,y2 scaled by (scale_w, scale_h) and clipped to the scaled content."""
+    scaled = boxes.astype(np.float32) * np.array([scale_w, scale_h, scale_w, scale_h], np.float32)
+    scaled[:, 0::2] = np.clip(scaled[:, 0::2], 0, scaled_w)
+    scaled[:, 1::2] = np.clip(scaled[:, 1::2], 0, scaled_h)
+    return scaled
+
+
+def resize_masks(masks: np.ndarray, scaled_h: int, scaled_w: int) -> np.ndarray:
+    """Nearest-neighbour resize of masks [N,H,W] uint8 to [N, scaled_h, scaled_w]."""
+    resized = np.zeros((masks.shape[0], scaled_h, scaled_w), np.uint8)
+    for index, mask in enumerate(masks):
+        resized[index] = cv2.resize(mask, (scaled_w, scaled_h), interpolation=cv2.INTER_NEAREST)
+    return resized
+
+
+def flip_horizontal(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
+                    content_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mirror an unpadded [H,W,C] image, its boxes [N,4] (x1' = W - x2, x2' = W - x1) and masks [N,H,W].
+
+    Flip before padding so the content stays at the top-left; ``content_width`` is the image width W.
+    """
+    flipped_boxes = boxes.copy()
+    flipped_boxes[:, 0] = content_width - boxes[:, 2]
+    flipped_boxes[:, 2] = content_width - boxes[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), flipped_boxes, np.ascontiguousarray(masks[:, :, ::-1])
+
+
+def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float], to_rgb: bool) -> np.ndarray:
+    """BGR uint8 [H,W,3] -> float32 (optionally RGB), minus ``mean``, over ``std`` (given in the output order)."""
+    if to_rgb:
+        image = image[:, :, ::-1]
+    return (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+def pad_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad an [h,w,C] image with zeros at the bottom/right to [height, width, C]."""
+    padded = np.zeros((height, width) + image.shape[2:], image.dtype)
+    padded[:image.shape[0], :image.shape[1]] = image
+    return padded
+
+
+def pad_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad masks [N,h,w] with zeros at the bottom/right to [N, height, width]."""
+    padded = np.zeros((masks.shape[0], height, width), masks.dtype)
+    padded[:, :masks.shape[1], :masks.shape[2]] = masks
+    return padded
+
+
+def downsample_masks(masks: np.ndarray, divider: int) -> np.ndarray:
+    """Masks [N,H,W] (H, W divisible by ``divider``) -> [N,H/d,W/d] uint8: 1 where >= half of the d x d block is 1."""
+    if divider == 1:
+        return masks.astype(np.uint8)
+    ones = np.zeros((masks.shape[0], masks.shape[1] // divider, masks.shape[2] // divider), np.uint8)
+    for row in range(divider):
+        for col in range(divider):
+            ones += masks[:, row::divider, col::divider]
+    return (2 * ones.astype(np.uint16) >= divider * divider).astype(np.uint8)
+
+
+def crop_visible_instances(masks: np.ndarray, top: int, left: int, crop_h: int, crop_w: int,
+                           min_visible: float) -> np.ndarray:
+    """Indices of the masks [N,H,W] that keep at least ``min_visible`` of their pixels (and at least one) inside the
+    window rows [top, top + crop_h), columns [left, left + crop_w)."""
+    areas = masks.reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
+    inside = masks[:, top:top + crop_h, left:left + crop_w].reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
+    return np.flatnonzero((inside > 0) & (inside >= min_visible * areas))
+
+
+def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible: float,
+                       rng: np.random.Generator) -> tuple[int, int]:
+    """(top, left) of a crop_h x crop_w window of the [H,W] content of masks [N,H,W].
+
+    Up to CROP_ATTEMPTS - 1 uniformly drawn windows are tried, the first that keeps an instance (see
+    :func:`crop_visible_instances`) wins; otherwise a randomly chosen instance is placed at a uniformly drawn
+    position inside the window (its whole box when it fits, else as much of it as fits). A window larger than the
+    content starts at 0. Objects must not sit at a fixed place in the crops (e.g. their centre): a network learns
+    such a position from the zero padding at the crop's border, and at test time, on the whole image, misses
+    objects elsewhere.
+    """
+    height, width = masks.shape[1:]
+    max_top, max_left = max(height - crop_h, 0), max(width - crop_w, 0)
+    for _ in range(CROP_ATTEMPTS - 1):
+        top, left = int(rng.integers(0, max_top + 1)), int(rng.integers(0, max_left + 1))
+        if masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible).size:
+            return top, left
+    box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
+    if box is None:
+        return top, left
+    return (_offset_covering(int(box[1]), int(box[3]), crop_h, max_top, rng),
+            _offset_covering(int(box[0]), int(box[2]), crop_w, max_left, rng))
+
+
+def _offset_covering(start: int, end: int, size: int, max_offset: int, rng: np.random.Generator) -> int:
+    """A uniformly drawn window offset in [0, max_offset] such that the window [offset, offset + size) covers
+    [start, end), or, when the span is longer than the window, lies inside it."""
+    low, high = end - size, start
+    if low > high:
+        low, high = high, low
+    low, high = min(max(low, 0), max_offset), min(max(high, 0), max_offset)
+    return int(rng.integers(low, high + 1))
+
+
+def crop_instances(image: np.ndarray, labels: np.ndarray, masks: np.ndarray, top: int, left: int, crop_h: int,
+                   crop_w: int, min_visible: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the window (top, left, crop_h, crop_w) out of an [H,W,C] image and its instances.
+
+    Returns (image [h',w',C] with h' = min(crop_h, H - top), w' likewise; boxes [K,4] x1,y1,x2,y2 the tight boxes
+    of the cropped masks (x2 exclusive); labels [K]; masks [K,h',w']) for the K instances that keep at least
+    ``min_visible`` of their pixels in the window; the others are dropped.
+    """
+    keep = crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible)
+    cropped_masks = np.ascontiguousarray(masks[keep, top:top + crop_h, left:left + crop_w])
+    boxes = np.array([mask_tight_box(mask) for mask in cropped_masks], np.float32).reshape(-1, 4)
+    return (np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w]), boxes, labels[keep],
+            cropped_masks)
+
+
+def image_meta(orig_h: int, orig_w: int, scaled_h: int, scaled_w: int) -> np.ndarray:
+    """[6] float32: orig_h, orig_w, scaled_h, scaled_w, scale_h = scaled_h/orig_h, scale_w = scaled_w/orig_w."""
+    return np.array([orig_h, orig_w, scaled_h, scaled_w, scaled_h / orig_h, scaled_w / orig_w], np.float32)
+
+
+def prepare_image(image: np.ndarray, params: TransformParams) -> tuple[np.ndarray, np.ndarray]:
+    """BGR uint8 [h,w,3] -> (img [3,H,W] float32 normalised and padded, img_meta [6] float32), no flip."""
+    orig_h, orig_w = image.shape[:2]
+    scaled_h, scaled_w = rescale_size(orig_h, orig_w, params.img_height, params.img_width, params.keep_ratio)
+    resized = resize_image(image, scaled_h, scaled_w)
+    normalized = normalize_image(resized, params.img_mean, params.img_std, params.to_rgb)
+    padded = pad_image(normalized, params.img_height, params.img_width)
+    return np.ascontiguousarray(padded.transpose(2, 0, 1)), image_meta(orig_h, orig_w, scaled_h, scaled_w)
