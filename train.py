@@ -1,32 +1,44 @@
 """Train Mask Scoring R-CNN.
 
     python train.py --config_path configs/tiny_parts.yaml [--key value ...]
+    python train.py --resume EXPERIMENT_DIR_OR_CKPT [--log_interval N ...]
 
 Creates ``<train_outputs>/<YYMMDD>_MSRCNN_<brief>_<device>-<N>_<W>x<H>_bs-<B>_lr-<lr>_div-<mask_divider>[_acc-<k>]``
 holding ``config.yaml`` (the resolved config), ``command.txt`` (command line and git commit), ``train.log``,
 ``losses.csv`` (one row per log line), ``metrics.csv`` (one row per epoch), ``checkpoints/`` and ``best_ckpt/``.
-``--resume EXPERIMENT_DIR_OR_CKPT`` continues from the experiment's newest checkpoint (weights, optimizer state,
-loss scale, epoch and step). See docs/training.md for how to read the log.
+See docs/training.md for how to read the log.
+
+Fault tolerance: a step whose loss is not finite or jumps above ``divergence_guard.loss_jump`` times its running mean
+is rejected and logged; repeated ones roll back to the last checkpoint with a lower learning rate (see
+:mod:`src.training.divergence_guard`). ``--resume`` continues an experiment with its own config.yaml (see
+:mod:`src.training.resume`) from its checkpoint: weights, optimizer state, loss scale, position in the data stream and
+the samplers' random stream, so that the resumed run computes what the uninterrupted one would have. SIGINT/SIGTERM
+write a checkpoint after the current step and exit with 128 + the signal number.
 """
 import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
+import logging
+import math
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mindspore as ms
 import yaml
 
-from src.callback import (EPOCH_COLUMNS, STEP_COLUMNS, CheckpointManager, CsvLog, LossAverager, NonFiniteLossError,
-                          check_finite, format_step_line, latest_checkpoint, read_checkpoint_state,
-                          setup_logger)
+from src.callback import (EPOCH_COLUMNS, STATE_PREFIX, STEP_COLUMNS, CheckpointManager, CsvLog, LossAverager,
+                          NonFiniteLossError, check_finite, format_step_line, read_checkpoint_state, setup_logger)
 from src.lr_schedule import get_lr
-from src.model_utils.config import Config, parse_cli
+from src.model_utils.config import Config, ConfigError, parse_cli
 from src.model_utils.device_adapter import init_env
 from src.network_define import TrainStep, build_detector, build_optimizer, count_parameters, load_weights
+from src.training.divergence_guard import DivergenceError, DivergenceGuard, ParameterSnapshot, scale_learning_rate
+from src.training.resume import EXPERIMENT_CONFIG, resolve_resume, resume_config
+from src.training.stop_signal import StopSignal
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 SCHEDULE_PARAMETER = "learning_rate"
@@ -52,20 +64,6 @@ def git_commit() -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-def resolve_resume(resume: str) -> Tuple[Path, Path]:
-    """(experiment folder, checkpoint) of ``--resume``: an experiment folder (its newest periodic checkpoint) or a
-    checkpoint file inside ``<experiment>/checkpoints`` or ``<experiment>/best_ckpt``."""
-    path = Path(resume).resolve()
-    if path.is_file():
-        return path.parent.parent, path
-    if path.is_dir():
-        latest = latest_checkpoint(path / "checkpoints")
-        if latest is None:
-            raise FileNotFoundError(f"resume: no checkpoint in {path / 'checkpoints'}")
-        return path, latest
-    raise FileNotFoundError(f"resume: {path} is neither an experiment folder nor a checkpoint file")
-
-
 def create_experiment_dir(cfg: Config) -> Path:
     """A new folder under ``train_outputs`` (``_2``, ``_3``... appended when the name is taken)."""
     root = Path(cfg.train_outputs).resolve()
@@ -77,14 +75,17 @@ def create_experiment_dir(cfg: Config) -> Path:
     return candidate
 
 
-def write_provenance(exp_dir: Path, cfg: Config, argv: Sequence[str]) -> None:
-    """config.yaml (resolved) and command.txt (command line, working folder, git commit, start time)."""
+def write_provenance(exp_dir: Path, cfg: Config, argv: Sequence[str], resumed_from: Optional[Path] = None) -> None:
+    """config.yaml (the resolved config, written once: a resumed run keeps it) and command.txt (command line, working
+    folder, git commit, start time, and the checkpoint a resumed run starts from; appended)."""
     exp_dir.mkdir(parents=True, exist_ok=True)
-    with open(exp_dir / "config.yaml", "w", encoding="utf-8") as stream:
-        yaml.safe_dump(cfg.to_dict(), stream, sort_keys=False)
+    if resumed_from is None:
+        with open(exp_dir / EXPERIMENT_CONFIG, "w", encoding="utf-8") as stream:
+            yaml.safe_dump(cfg.to_dict(), stream, sort_keys=False)
     command = " ".join(shlex.quote(part) for part in [sys.executable, *sys.argv[:1], *argv])
+    resumed = f"resumed_from: {resumed_from}\n" if resumed_from is not None else ""
     with open(exp_dir / "command.txt", "a", encoding="utf-8") as stream:
-        stream.write(f"command: {command}\ncwd: {Path.cwd()}\ngit_commit: {git_commit()}\n"
+        stream.write(f"command: {command}\ncwd: {Path.cwd()}\ngit_commit: {git_commit()}\n{resumed}"
                      f"started: {datetime.now().isoformat(timespec='seconds')}\n\n")
 
 
@@ -108,9 +109,50 @@ class TrainingEvaluator:
         return evaluate_predictions(self.coco.coco, predictions)
 
 
+def evaluate(evaluator: TrainingEvaluator, logger: logging.Logger) -> Dict[str, float]:
+    """Run the evaluation during training, log its time and COCO summaries; returns bbox_mAP and seg_mAP."""
+    eval_start = time.perf_counter()
+    results = evaluator()
+    eval_time = time.perf_counter() - eval_start
+    logger.info("Eval epoch time: %.3f ms, per step time: %.3f ms", 1000.0 * eval_time,
+                1000.0 * eval_time / max(evaluator.dataset.get_dataset_size(), 1))
+    logger.info("bbox:\n%s\nsegm:\n%s", results["bbox_summary"], results["segm_summary"])
+    return {"bbox_mAP": results["bbox_mAP"], "seg_mAP": results["seg_mAP"]}
+
+
+class TrainingStopped(RuntimeError):
+    """SIGINT or SIGTERM stopped the run after a checkpoint was written; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def start_position(checkpoint: Optional[Path]) -> Tuple[int, int, int, int]:
+    """(epoch, batches of it already done, global step, rollbacks) to start from: (1, 0, 0, 0) for a new run."""
+    if checkpoint is None:
+        return 1, 0, 0, 0
+    state = read_checkpoint_state(ms.load_checkpoint(str(checkpoint), choice_func=lambda name: name.startswith(
+        STATE_PREFIX)))
+    return max(state["epoch"], 1), state["step"], state["global_step"], state["rollbacks"]
+
+
+def load_training_state(trainer: TrainStep, checkpoint: Path) -> None:
+    """Load every parameter of the training cell (weights, optimizer, loss scale, accumulation) from a checkpoint of
+    this experiment; the learning-rate schedule is rebuilt from the config instead."""
+    param_dict = ms.load_checkpoint(str(checkpoint))
+    not_loaded, _ = ms.load_param_into_net(
+        trainer.cell, {name: value for name, value in param_dict.items() if name != SCHEDULE_PARAMETER})
+    not_loaded = [name for name in not_loaded if name != SCHEDULE_PARAMETER]
+    if not_loaded:
+        raise ValueError(f"resume: {checkpoint} lacks {len(not_loaded)} parameters of this model, e.g. "
+                         f"{not_loaded[:3]}; was it written with another config?")
+
+
 def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     """Run the training described by ``cfg``; returns the experiment folder. Raises NonFiniteLossError when a loss
-    becomes inf/NaN (after logging it)."""
+    becomes inf/NaN with the divergence guard off, DivergenceError when it gives up, TrainingStopped on
+    SIGINT/SIGTERM (after writing a checkpoint)."""
     init_env(cfg)
     is_main = cfg.rank_id == 0
     resume_checkpoint: Optional[Path] = None
@@ -119,15 +161,25 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     else:
         exp_dir = create_experiment_dir(cfg)
     if is_main:
-        write_provenance(exp_dir, cfg, argv)
+        write_provenance(exp_dir, cfg, argv, resume_checkpoint)
     logger = setup_logger(exp_dir / "train.log", cfg.rank_id)
     logger.info("Experiment folder: %s", exp_dir)
+    start_epoch, start_step, global_step, rollbacks = start_position(resume_checkpoint)
+    if start_epoch > cfg.epoch_size:
+        logger.info("Nothing to do: the checkpoint already finished epoch %d of %d", start_epoch - 1, cfg.epoch_size)
+        return exp_dir
 
     from src.data.pipeline import create_dataset
 
-    dataset = create_dataset(cfg, cfg.train_dataset, mode="train", num_shards=cfg.device_num, shard_id=cfg.rank_id)
-    steps_per_epoch = dataset.get_dataset_size()
+    num_epochs = cfg.epoch_size - start_epoch + 1
+    dataset = create_dataset(cfg, cfg.train_dataset, mode="train", num_shards=cfg.device_num, shard_id=cfg.rank_id,
+                             first_epoch=start_epoch - 1, num_epochs=num_epochs, skip_batches=start_step)
+    stream_size = dataset.get_dataset_size()
+    steps_per_epoch = (stream_size + start_step) // num_epochs
     logger.info("Train dataset size: %d batches of %d images", steps_per_epoch, cfg.batch_size)
+    if not stream_size:
+        logger.info("Nothing to do: the checkpoint already finished epoch %d of %d", cfg.epoch_size, cfg.epoch_size)
+        return exp_dir
     if steps_per_epoch < cfg.accumulate_step:
         raise ValueError(f"accumulate_step={cfg.accumulate_step} is larger than the {steps_per_epoch} batches of an "
                          f"epoch of {cfg.train_dataset}")
@@ -143,27 +195,21 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     logger.info("Number of parameters: %d (trainable: %d)", total_params, trainable_params)
     logger.info("Device type: %s", cfg.device_target)
     logger.info("Creating criterion, lr and opt objects...")
-    updates_per_epoch = steps_per_epoch // cfg.accumulate_step
-    learning_rates = get_lr(cfg, updates_per_epoch)
+    learning_rates = get_lr(cfg, steps_per_epoch // cfg.accumulate_step)
     optimizer = build_optimizer(cfg, model.trainable_params(), learning_rates)
     trainer = TrainStep(model, optimizer, cfg)
+    guard = DivergenceGuard(cfg.divergence_guard, rollbacks)
     logger.info("    Done!")
-
-    start_epoch, start_step, global_step = 1, 0, 0
     if resume_checkpoint is not None:
-        param_dict = ms.load_checkpoint(str(resume_checkpoint))
-        state = read_checkpoint_state(param_dict)
-        not_loaded, _ = ms.load_param_into_net(
-            trainer.cell, {name: value for name, value in param_dict.items() if name != SCHEDULE_PARAMETER})
-        not_loaded = [name for name in not_loaded if name != SCHEDULE_PARAMETER]
-        if not_loaded:
-            raise ValueError(f"resume: {resume_checkpoint} lacks {len(not_loaded)} parameters of this model, e.g. "
-                             f"{not_loaded[:3]}; was it written with another config?")
-        start_epoch, start_step, global_step = state["epoch"], state["step"], state["global_step"]
-        if start_step >= steps_per_epoch:
-            start_epoch, start_step = start_epoch + 1, 0
-        logger.info("Resumed from %s: epoch %d, step %d (global step %d)", resume_checkpoint, start_epoch,
-                    start_step, global_step)
+        load_training_state(trainer, resume_checkpoint)
+        trainer.steps_taken = global_step
+        if guard.rollbacks:
+            scale_learning_rate(optimizer, learning_rates, guard.lr_scale)
+        finished_epochs, done_steps = divmod(start_step, steps_per_epoch)
+        logger.info("Resumed from %s: epoch %d, step %d (global step %d%s)", resume_checkpoint,
+                    start_epoch + finished_epochs, done_steps, global_step, f", learning rate x {guard.lr_scale:g} after {guard.rollbacks} "
+                    "rollback(s)" if guard.rollbacks else "")
+    snapshot = ParameterSnapshot(trainer.cell)
 
     checkpoints = CheckpointManager(exp_dir / "checkpoints", exp_dir / "best_ckpt", cfg.keep_checkpoint_max,
                                     cfg.keep_best_checkpoints_max, cfg.coco_classes) if is_main else None
@@ -171,35 +217,66 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     epoch_log = CsvLog(exp_dir / "metrics.csv", EPOCH_COLUMNS) if is_main else None
     evaluator = TrainingEvaluator(cfg, infer_net) if cfg.run_eval and is_main else None
     last_checkpoint = resume_checkpoint
-    if start_epoch > cfg.epoch_size:
-        logger.info("Nothing to do: the checkpoint already finished epoch %d of %d", start_epoch - 1, cfg.epoch_size)
-        return exp_dir
 
-    iterator = dataset.create_tuple_iterator(num_epochs=cfg.epoch_size - start_epoch + 1)
-    for epoch in range(start_epoch, cfg.epoch_size + 1):
-        trainer.set_train(True)
-        averager = LossAverager()
-        epoch_start = time.perf_counter()
-        interval_time, interval_overflows, epoch_steps = 0.0, 0, 0
-        for batch_index, batch in enumerate(iterator):
-            if epoch == start_epoch and batch_index < start_step:
-                continue
+    def save(epoch: int, step: int) -> None:
+        nonlocal last_checkpoint
+        if checkpoints is not None:
+            last_checkpoint = checkpoints.save(trainer.cell, epoch, step, global_step, guard.rollbacks)
+        snapshot.take(trainer.cell)
+
+    averager = LossAverager()
+    epoch_start = interval_time = 0.0
+    interval_overflows = epoch_steps = 0
+    with StopSignal() as stop:
+        for position, batch in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
+            epoch, batch_index = divmod(start_step + position, steps_per_epoch)
+            epoch += start_epoch
+            step = batch_index + 1
+            if batch_index == 0 or position == 0:
+                trainer.set_train(True)
+                averager = LossAverager()
+                epoch_start, interval_time, interval_overflows, epoch_steps = time.perf_counter(), 0.0, 0, 0
+            bound = guard.bound()
             step_start = time.perf_counter()
-            result = trainer.step(batch, batch_index)
+            result = trainer.step(batch, batch_index, bound)
             interval_time += time.perf_counter() - step_start
+            if position == 0:
+                stop.arm()
             global_step += 1
             epoch_steps += 1
-            step = batch_index + 1
-            try:
-                check_finite(result.total_loss, result.losses, epoch, step, last_checkpoint)
-            except NonFiniteLossError as error:
-                logger.error("%s", error)
-                raise
-            averager.add(result.losses, result.total_loss)
+            diverged = not math.isfinite(result.total_loss) or result.total_loss > bound
+            if diverged and not guard.enabled:
+                try:
+                    check_finite(result.total_loss, result.losses, epoch, step, last_checkpoint)
+                except NonFiniteLossError as error:
+                    logger.error("%s", error)
+                    raise
+            if diverged:
+                action = guard.reject()
+                logger.warning("epoch %d, step %d: loss %.6g %s; step rejected, nothing updated (%d in a row)",
+                               epoch, step, result.total_loss, "is not finite" if not math.isfinite(
+                                   result.total_loss) else f"above the bound {bound:.6g} ({guard.loss_jump:g} x "
+                               f"the running mean)", guard.rejected_in_a_row or guard.max_rejected)
+                if action == "stop":
+                    message = (f"training diverged again after {guard.max_rollbacks} rollback(s); stopped at epoch "
+                               f"{epoch}, step {step}. Last good checkpoint: {last_checkpoint or 'none written'}. "
+                               f"Lower lr, lengthen warmup_step or set grad_clip.")
+                    logger.error("%s", message)
+                    raise DivergenceError(message)
+                if action == "rollback":
+                    snapshot.restore(trainer.cell)
+                    scale_learning_rate(optimizer, learning_rates, guard.lr_scale)
+                    logger.warning("%d rejected steps in a row: weights and optimizer state rolled back to %s, "
+                                   "learning rate now x %g of the schedule (rollback %d of at most %d)",
+                                   guard.max_rejected, last_checkpoint or "the start of this run", guard.lr_scale,
+                                   guard.rollbacks, guard.max_rollbacks)
+            else:
+                guard.accept(result.total_loss)
+                averager.add(result.losses, result.total_loss)
             interval_overflows += int(result.overflow)
-            if step % cfg.log_interval == 0 or step == steps_per_epoch:
+            if (step % cfg.log_interval == 0 or step == steps_per_epoch) and averager.interval_count:
                 updates_done = int(optimizer.global_step.asnumpy().reshape(-1)[0])
-                lr = float(learning_rates[min(max(updates_done - 1, 0), len(learning_rates) - 1)])
+                lr = float(learning_rates[min(max(updates_done - 1, 0), len(learning_rates) - 1)]) * guard.lr_scale
                 step_time_ms = 1000.0 * interval_time / max(averager.interval_count, 1)
                 means = averager.pop_interval()
                 logger.info("%s", format_step_line(epoch, step, means, lr, step_time_ms, interval_overflows))
@@ -207,32 +284,37 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                     step_log.append({"epoch": epoch, "step": step, "global_step": global_step, **means, "lr": lr,
                                      "loss_scale": result.loss_scale, "step_time_ms": step_time_ms})
                 interval_time, interval_overflows = 0.0, 0
-            if checkpoints is not None and global_step % cfg.save_every == 0:
-                last_checkpoint = checkpoints.save(trainer.cell, epoch, step, global_step)
-        trainer.discard_accumulated()
-        epoch_time = time.perf_counter() - epoch_start
-        logger.info("Train epoch time: %.3f ms, per step time: %.3f ms", 1000.0 * epoch_time,
-                    1000.0 * epoch_time / max(epoch_steps, 1))
-        if checkpoints is not None:
-            last_checkpoint = checkpoints.save(trainer.cell, epoch, steps_per_epoch, global_step)
-        epoch_means = averager.pop_epoch()
-        metrics = {"loss": epoch_means["loss"]}
-        if evaluator is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epoch_size):
-            eval_start = time.perf_counter()
-            results = evaluator()
-            eval_time = time.perf_counter() - eval_start
-            logger.info("Eval epoch time: %.3f ms, per step time: %.3f ms", 1000.0 * eval_time,
-                        1000.0 * eval_time / max(evaluator.dataset.get_dataset_size(), 1))
-            logger.info("bbox:\n%s\nsegm:\n%s", results["bbox_summary"], results["segm_summary"])
-            metrics.update(bbox_mAP=results["bbox_mAP"], seg_mAP=results["seg_mAP"])
-            best = checkpoints.save_best(trainer.cell, epoch, steps_per_epoch, global_step, results["seg_mAP"])
-            if best is not None:
-                logger.info("New best checkpoint: %s", best)
-        logger.info("Result metrics for epoch %d: %s", epoch, metrics)
-        if epoch_log is not None:
-            epoch_log.append({"epoch": epoch, "global_step": global_step, **epoch_means,
-                              "bbox_mAP": metrics.get("bbox_mAP", ""), "seg_mAP": metrics.get("seg_mAP", ""),
-                              "epoch_time_s": epoch_time})
+            saved = global_step % cfg.save_every == 0 and step < steps_per_epoch
+            if saved:
+                save(epoch, step)
+            if step == steps_per_epoch:
+                trainer.discard_accumulated()
+                epoch_time = time.perf_counter() - epoch_start
+                logger.info("Train epoch time: %.3f ms, per step time: %.3f ms", 1000.0 * epoch_time,
+                            1000.0 * epoch_time / max(epoch_steps, 1))
+                save(epoch, step)
+                saved = True
+                epoch_means = averager.pop_epoch()
+                metrics = {"loss": epoch_means["loss"]}
+                if evaluator is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epoch_size):
+                    metrics.update(evaluate(evaluator, logger))
+                    best = checkpoints.save_best(trainer.cell, epoch, step, global_step, metrics["seg_mAP"],
+                                                 guard.rollbacks)
+                    if best is not None:
+                        logger.info("New best checkpoint: %s", best)
+                logger.info("Result metrics for epoch %d: %s", epoch, metrics)
+                if epoch_log is not None:
+                    epoch_log.append({"epoch": epoch, "global_step": global_step, **epoch_means,
+                                      "bbox_mAP": metrics.get("bbox_mAP", ""), "seg_mAP": metrics.get("seg_mAP", ""),
+                                      "epoch_time_s": epoch_time})
+            if stop.received:
+                if not saved:
+                    save(epoch, step)
+                message = (f"{stop.received} received: stopped after epoch {epoch}, step {step} (global step "
+                           f"{global_step}); checkpoint {last_checkpoint}. Continue with: python train.py "
+                           f"--resume {exp_dir}")
+                logger.warning("%s", message)
+                raise TrainingStopped(message, 128 + int(signal.Signals[stop.received]))
     logger.info("Training finished. Experiment folder: %s", exp_dir)
     return exp_dir
 
@@ -240,11 +322,20 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_cli(argv, description="Train Mask Scoring R-CNN")
+    if "--resume" in argv:
+        try:
+            cfg = resume_config(argv)
+        except (ConfigError, FileNotFoundError, ValueError) as error:
+            print(f"train.py: error: {error}", file=sys.stderr)
+            return 2
+    else:
+        cfg = parse_cli(argv, description="Train Mask Scoring R-CNN")
     try:
         train(cfg, argv)
     except NonFiniteLossError:
         return 1
+    except TrainingStopped as stopped:
+        return stopped.exit_code
     return 0
 
 

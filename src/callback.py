@@ -30,7 +30,7 @@ PERIODIC_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)_(\d+)\.ckpt$")
 BEST_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}-best-e(\d+)-segm([0-9.]+)\.ckpt$")
 STEP_COLUMNS = ["epoch", "step", "global_step", *LOSS_NAMES, "loss", "lr", "loss_scale", "step_time_ms"]
 EPOCH_COLUMNS = ["epoch", "global_step", *LOSS_NAMES, "loss", "bbox_mAP", "seg_mAP", "epoch_time_s"]
-CHECKPOINT_STATE_KEYS = ("epoch", "step", "global_step")
+CHECKPOINT_STATE_KEYS = ("epoch", "step", "global_step", "rollbacks")
 STATE_PREFIX = "train_state."
 CLASSES_KEY = "model.coco_classes"
 
@@ -167,7 +167,8 @@ def atomic_save_checkpoint(cell: nn.Cell, path: Path, state: Dict[str, int],
 
 
 def read_checkpoint_state(param_dict: Dict[str, ms.Parameter]) -> Dict[str, int]:
-    """(epoch, step, global_step) stored by :func:`atomic_save_checkpoint`; zeros when absent (e.g. pretrained)."""
+    """(epoch, step, global_step, rollbacks) stored by :func:`atomic_save_checkpoint`; zeros when absent (e.g.
+    pretrained weights, or rollbacks in checkpoints written before they were counted)."""
     return {key: int(param_dict[f"{STATE_PREFIX}{key}"].asnumpy()) if f"{STATE_PREFIX}{key}" in param_dict else 0
             for key in CHECKPOINT_STATE_KEYS}
 
@@ -236,22 +237,25 @@ class CheckpointManager:
                 found.append((float(match.group(2)), int(match.group(1)), path))
         return sorted(found, key=lambda item: (-item[0], item[1]))
 
-    def save(self, cell: nn.Cell, epoch: int, step: int, global_step: int) -> Path:
-        """Write ``msrcnn-<epoch>_<step>.ckpt`` and delete the oldest beyond ``keep_max``."""
+    def save(self, cell: nn.Cell, epoch: int, step: int, global_step: int, rollbacks: int = 0) -> Path:
+        """Write ``msrcnn-<epoch>_<step>.ckpt`` and delete the oldest beyond ``keep_max``; ``rollbacks`` counts the
+        divergence guard's rollbacks so far (each lowered the learning rate)."""
         path = atomic_save_checkpoint(cell, self.checkpoint_dir / f"{CHECKPOINT_PREFIX}-{epoch}_{step}.ckpt",
-                                      {"epoch": epoch, "step": step, "global_step": global_step}, self.class_names)
+                                      {"epoch": epoch, "step": step, "global_step": global_step,
+                                       "rollbacks": rollbacks}, self.class_names)
         for _, _, old in self.periodic()[:-self.keep_max]:
             old.unlink()
         return path
 
-    def save_best(self, cell: nn.Cell, epoch: int, step: int, global_step: int, seg_map: float) -> Optional[Path]:
+    def save_best(self, cell: nn.Cell, epoch: int, step: int, global_step: int, seg_map: float,
+                  rollbacks: int = 0) -> Optional[Path]:
         """Keep this state when its segm mAP enters the top ``keep_best_max``; returns its path or None."""
         ranked = self.best()
         if len(ranked) >= self.keep_best_max and seg_map <= ranked[self.keep_best_max - 1][0]:
             return None
         path = atomic_save_checkpoint(
             cell, self.best_dir / f"{CHECKPOINT_PREFIX}-best-e{epoch}-segm{seg_map:.4f}.ckpt",
-            {"epoch": epoch, "step": step, "global_step": global_step}, self.class_names)
+            {"epoch": epoch, "step": step, "global_step": global_step, "rollbacks": rollbacks}, self.class_names)
         for _, _, old in self.best()[self.keep_best_max:]:
             old.unlink()
         return path

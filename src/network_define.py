@@ -3,13 +3,15 @@
 The detector returns six losses, each already multiplied by its ``loss_weight``; the training loss is their sum.
 Gradients are taken of ``loss * loss_scale`` and divided back by the scale. A step whose gradients hold inf/NaN is an
 overflow: the update is skipped (and, with ``dynamic_loss_scale``, the scale is halved; it doubles after 1000 clean
-steps). ``grad_clip > 0`` clips the global gradient norm. With ``accumulate_step = k > 1`` every batch adds its
+steps). A step whose loss is not finite or above the ``max_loss`` the host passes in (the divergence guard's bound)
+is rejected: nothing is updated, and the host decides what follows. ``grad_clip > 0`` clips the global gradient norm. With ``accumulate_step = k > 1`` every batch adds its
 gradients to buffers and every k-th batch applies their mean (:class:`ApplyAccumulatedGradients`), so the effective
 batch is ``k * batch_size``. In distributed runs gradients are averaged over devices before they are applied.
 
 Weight decay: parameters with at most one dimension (biases, normalisation gamma/beta) are not decayed; every
 convolution and fully connected weight is. Frozen parameters (``requires_grad=False``) never reach the optimizer.
 """
+import math
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import mindspore as ms
@@ -58,11 +60,35 @@ def _gradient_reducer(weights: ParameterTuple, run_distribute: bool) -> nn.Cell:
     return nn.DistributedGradReducer(weights, mean=True, degree=get_group_size(), group=GlobalComm.WORLD_COMM_GROUP)
 
 
+class _MeanOverDevices(nn.Cell):
+    """Mean of a scalar over the devices of a distributed run."""
+
+    def __init__(self, group_size: int):
+        super().__init__()
+        self.all_reduce = ops.AllReduce()
+        self.inverse_size = 1.0 / group_size
+
+    def construct(self, value: Tensor) -> Tensor:
+        return self.all_reduce(value) * self.inverse_size
+
+
+def _loss_mean(run_distribute: bool) -> nn.Cell:
+    """The total loss every device sees: its own, or in distributed runs the mean over devices (so that every device
+    takes the same reject decision and keeps the same running mean)."""
+    if not run_distribute:
+        return nn.Identity()
+    from mindspore.communication import get_group_size
+    return _MeanOverDevices(get_group_size())
+
+
 class TrainOneStepCell(nn.Cell):
     """One training step of ``network`` (a detector returning the six weighted losses).
 
-    ``construct(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)`` (the train batch layout) returns
-    ``(total_loss scalar f32, losses [6] f32 in LOSS_NAMES order, overflow scalar bool, loss_scale scalar f32)``.
+    ``construct(max_loss, *inputs)``, where ``inputs`` are the network's (the train batch layout, then optionally the
+    sampling priorities) and ``max_loss`` a float32 scalar (inf: no bound), returns ``(total_loss scalar f32, losses
+    [6] f32 in LOSS_NAMES order, overflow scalar bool, loss_scale scalar f32, rejected scalar bool)``; ``rejected``
+    (overflow, a non-finite total or one above ``max_loss``) means nothing was updated or accumulated. In
+    distributed runs ``total_loss`` is the mean over devices and the six losses are this device's.
     With ``accumulate_step == 1`` the optimizer is applied here; otherwise gradients go to ``accu_grads`` and
     :class:`ApplyAccumulatedGradients` applies them.
     """
@@ -84,18 +110,18 @@ class TrainOneStepCell(nn.Cell):
             self.grad_reducer = nn.Identity()
         else:
             self.grad_reducer = _gradient_reducer(self.weights, run_distribute)
+        self.loss_mean = _loss_mean(run_distribute)
         self.grad_fn = ops.value_and_grad(self.scaled_loss, None, self.weights, has_aux=True)
 
-    def scaled_loss(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
-                    gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def scaled_loss(self, *inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """(total * loss_scale, total, six losses): the first output is differentiated, the others are reported."""
-        losses = self.network(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
+        losses = self.network(*inputs)
         total = losses[0] + losses[1] + losses[2] + losses[3] + losses[4] + losses[5]
         return total * self.scale_sense, total, ops.stack(losses)
 
-    def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
-                  gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        (_, total, losses), grads = self.grad_fn(img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks)
+    def construct(self, max_loss: Tensor, *inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        (_, total, losses), grads = self.grad_fn(*inputs)
+        total = self.loss_mean(total)
         scale = self.scale_sense.value()
         grads = tuple(grad / scale for grad in grads)
         grads = self.grad_reducer(grads)
@@ -103,16 +129,17 @@ class TrainOneStepCell(nn.Cell):
         overflow = ops.logical_not(finite)
         if self.dynamic_loss_scale:
             overflow = self.loss_scale_updater(self.scale_sense, overflow)
+        rejected = ops.logical_or(overflow, ops.logical_not(ops.logical_and(ops.isfinite(total), total <= max_loss)))
         if self.accumulate:
-            if not overflow:
+            if not rejected:
                 for accumulator, grad in zip(self.accu_grads, grads):
                     ops.assign_add(accumulator, grad)
         else:
             if self.grad_clip > 0:
                 grads = ops.clip_by_global_norm(grads, self.grad_clip)
-            if not overflow:
+            if not rejected:
                 self.optimizer(grads)
-        return total, losses, overflow, scale
+        return total, losses, overflow, scale, rejected
 
 
 class ApplyAccumulatedGradients(nn.Cell):
@@ -140,21 +167,30 @@ class ApplyAccumulatedGradients(nn.Cell):
 
 
 class StepResult(NamedTuple):
-    """What one batch reports: summed loss, the six losses, whether the gradients overflowed, the loss scale and
-    whether the optimizer was applied after this batch."""
+    """What one batch reports: summed loss, the six losses, whether the gradients overflowed, the loss scale,
+    whether the optimizer was applied after this batch and whether the batch was rejected (nothing updated)."""
     total_loss: float
     losses: np.ndarray
     overflow: bool
     loss_scale: float
     updated: bool
+    rejected: bool
 
 
 class TrainStep:
     """Host-side driver of a training step: ``step(batch, batch_index_in_epoch)`` runs the compiled cell(s) and
     returns a :class:`StepResult`. ``cell`` holds every parameter to checkpoint (model, optimizer state, loss scale,
-    accumulation buffers)."""
+    accumulation buffers).
+
+    For a network with ``priority_shapes`` (the detector) the samplers' priorities are drawn here, from
+    ``(cfg.seed, cfg.rank_id, steps_taken)``: the stream depends only on how many steps were taken, so a run resumed
+    with ``steps_taken`` set to its checkpoint's global step draws exactly what the interrupted run would have.
+    """
 
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, cfg: Config):
+        self.network = network
+        self.seed, self.rank = int(cfg.seed), int(cfg.rank_id)
+        self.steps_taken = 0
         self.accumulate_step = cfg.accumulate_step
         self.cell = TrainOneStepCell(network, optimizer, cfg.loss_scale, cfg.dynamic_loss_scale, cfg.grad_clip,
                                      cfg.accumulate_step, bool(cfg.run_distribute))
@@ -168,16 +204,28 @@ class TrainStep:
         """Switch the wrapped network between training and inference behaviour."""
         self.cell.set_train(mode)
 
-    def step(self, batch: Sequence[Tensor], batch_index: int) -> StepResult:
-        """Run one batch; with accumulation the update happens after batches ``k-1, 2k-1, ...`` of the epoch."""
-        total, losses, overflow, scale = self.cell(*batch)
-        updated = not bool(overflow.asnumpy())
+    def priorities(self, batch: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+        """The samplers' priorities for the next step (none for a network without ``priority_shapes``)."""
+        if not hasattr(self.network, "priority_shapes"):
+            return ()
+        rng = np.random.default_rng([self.seed, self.rank, self.steps_taken])
+        shapes = self.network.priority_shapes(int(batch[0].shape[0]), int(batch[2].shape[1]))
+        return tuple(Tensor(rng.random(shape, dtype=np.float32)) for shape in shapes)
+
+    def step(self, batch: Sequence[Tensor], batch_index: int, max_loss: float = math.inf) -> StepResult:
+        """Run one batch; with accumulation the update happens after batches ``k-1, 2k-1, ...`` of the epoch. A total
+        loss above ``max_loss`` (or not finite) rejects the batch: nothing is updated."""
+        total, losses, overflow, scale, rejected = self.cell(Tensor(max_loss, ms.float32), *batch,
+                                                             *self.priorities(batch))
+        self.steps_taken += 1
+        rejected = bool(rejected.asnumpy())
+        updated = not rejected
         if self.apply_cell is not None:
             updated = (batch_index + 1) % self.accumulate_step == 0
             if updated:
                 self.apply_cell()
         return StepResult(float(total.asnumpy()), losses.asnumpy().astype(np.float64), bool(overflow.asnumpy()),
-                          float(scale.asnumpy()), updated)
+                          float(scale.asnumpy()), updated, rejected)
 
     def discard_accumulated(self) -> None:
         """Zero the accumulation buffers (at an epoch end that does not close an accumulation window)."""

@@ -72,7 +72,7 @@ def test_checkpoint_rotation_best_and_state(tmp_path):
     assert latest_checkpoint(tmp_path / "ckpt").name == "msrcnn-1_3.ckpt"
     assert not list((tmp_path / "ckpt").glob(".tmp-*"))
     state = read_checkpoint_state(ms.load_checkpoint(str(tmp_path / "ckpt" / "msrcnn-1_3.ckpt")))
-    assert state == {"epoch": 1, "step": 3, "global_step": 3}
+    assert state == {"epoch": 1, "step": 3, "global_step": 3, "rollbacks": 0}
     assert manager.save_best(cell, 1, 3, 3, 0.2) is not None
     assert manager.save_best(cell, 2, 3, 6, 0.4) is not None
     assert manager.save_best(cell, 3, 3, 9, 0.1) is None  # not in the top 2

@@ -199,9 +199,11 @@ def test_num_gts_keeps_the_largest_and_warns_once(tmp_path, caplog):
 
 @pytest.mark.parametrize("num_items", [9, 10])
 def test_shards_do_not_overlap_and_cover_everything(num_items):
-    shards = [D.ShardSampler(num_items, seed=5, shuffle=True, flip_ratio=0.5, num_shards=3, shard_id=k)
-              for k in range(3)]
-    epochs = [[sorted((key // 2) % num_items for key in shard) for shard in shards] for _ in range(2)]
+    shards = [D.ShardSampler(num_items, seed=5, shuffle=True, flip_ratio=0.5, num_shards=3, shard_id=k,
+                             num_epochs=2) for k in range(3)]
+    per_epoch = -(-num_items // 3)
+    epochs = [[sorted((key // 2) % num_items for key in list(shard)[epoch * per_epoch:(epoch + 1) * per_epoch])
+               for shard in shards] for epoch in range(2)]
     for per_shard in epochs:
         assert all(len(items) == -(-num_items // 3) for items in per_shard)
         union = set().union(*map(set, per_shard))
@@ -213,12 +215,26 @@ def test_shards_do_not_overlap_and_cover_everything(num_items):
 
 
 def test_sampler_reshuffles_each_epoch_and_respects_flip_ratio():
-    sampler = D.ShardSampler(50, seed=0, shuffle=True, flip_ratio=0.0)
-    first, second = list(sampler), list(sampler)
+    sampler = D.ShardSampler(50, seed=0, shuffle=True, flip_ratio=0.0, num_epochs=2)
+    keys = list(sampler)
+    assert list(sampler) == keys and len(sampler) == 100  # iterating has no side effect
+    first, second = keys[:50], keys[50:]
     assert sorted(first) == [2 * i for i in range(50)] and sorted(second) == [2 * (50 + i) for i in range(50)]
     assert [key - 100 for key in second] != first
     assert all(key % 2 == 1 for key in D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=1.0))
     assert list(D.ShardSampler(5, seed=0, shuffle=False, flip_ratio=0.0, num_shards=2, shard_id=1, pad=False)) == [2, 6]
+
+
+def test_resumed_sampler_continues_the_stream_and_keeps_whole_batches():
+    whole = D.ShardSampler(7, seed=3, shuffle=True, flip_ratio=0.5, num_epochs=3, epoch_length=6)
+    keys = list(whole)
+    assert len(keys) == 18
+    assert [sorted({(key // 2) // 7 for key in keys[i:i + 6]}) for i in (0, 6, 12)] == [[0], [1], [2]]
+    resumed = D.ShardSampler(7, seed=3, shuffle=True, flip_ratio=0.5, first_epoch=1, num_epochs=2, skip=4,
+                             epoch_length=6)
+    assert list(resumed) == keys[10:] and len(resumed) == 8
+    with pytest.raises(ValueError, match="skip must be in"):
+        D.ShardSampler(7, seed=3, shuffle=True, flip_ratio=0.5, skip=8)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,69 +9,17 @@ import csv
 import mindspore as ms
 import numpy as np
 import pytest
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Tensor
 
 import train as train_module
 from src.callback import NonFiniteLossError, read_checkpoint_state
-from src.model_utils.config import Config
 from src.network_define import TrainStep, build_optimizer, split_weight_decay
-
-
-class ToyDetector(nn.Cell):
-    """Six losses of a 1x1 convolution regressing the gt mask coverage; NaN from call ``nan_after`` + 1 on."""
-
-    def __init__(self, cfg, nan_after: int = 0):
-        super().__init__()
-        self.cfg = cfg
-        self.conv = nn.Conv2d(3, 1, 1, has_bias=True, weight_init="zeros", bias_init="zeros")
-        self.frozen = Parameter(Tensor(np.ones(3), ms.float32), name="frozen", requires_grad=False)
-        self.calls = Parameter(Tensor(0, ms.int32), name="calls", requires_grad=False)
-        self.nan_after = nan_after
-
-    def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
-        ops.assign_add(self.calls, Tensor(1, ms.int32))
-        prediction = self.conv(img[:, :, ::8, ::8] / 100.0).mean()
-        target = ops.cast(gt_valids, ms.float32).mean()
-        loss = ops.square(prediction - target) + 0.01
-        if self.nan_after > 0:
-            loss = ops.select(self.calls > self.nan_after, loss * np.nan, loss)
-        return loss, loss * 0.5, loss * 0.25, loss * 0.125, loss * 2.0, loss * 0.1
-
-
-class ToyInfer(nn.Cell):
-    """One detection per image: the whole scaled content, label 1, full mask, score 0.9, predicted IoU 0.8."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.max_per_img = model.cfg.test_cfg.rcnn.max_per_img
-
-    def construct(self, img, img_meta):
-        batch = img.shape[0]
-        boxes = ops.zeros((batch, self.max_per_img, 4), ms.float32)
-        boxes[:, 0, 2] = img_meta[:, 3]
-        boxes[:, 0, 3] = img_meta[:, 2]
-        labels = ops.ones((batch, self.max_per_img), ms.int32)
-        scores = ops.ones((batch, self.max_per_img), ms.float32) * 0.9 + self.model.conv.bias * 0.0
-        masks = ops.ones((batch, self.max_per_img, 28, 28), ms.float32)
-        ious = ops.ones((batch, self.max_per_img), ms.float32) * 0.8
-        valids = ops.zeros((batch, self.max_per_img), ms.bool_)
-        valids[:, 0] = True
-        return boxes, labels, scores, masks, ious, valids
+from tests.helpers.toy_detector import ToyDetector, ToyInfer, make_cfg
 
 
 @pytest.fixture(autouse=True)
 def graph_mode():
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
-
-
-def make_cfg(tiny_cfg, tmp_path, data_dir, **overrides) -> Config:
-    values = {**tiny_cfg.to_dict(), "train_dataset": str(data_dir), "val_dataset": str(data_dir),
-              "train_outputs": str(tmp_path / "experiments"), "brief": "test", "lr": 0.05, "warmup_step": 0,
-              "lr_steps": [100], "epoch_size": 2, "log_interval": 1, "save_every": 1, "keep_checkpoint_max": 2,
-              "run_eval": 1, "eval_every": 1, "loss_scale": 1.0, "weight_decay": 0.0, "resume": ""}
-    values.update(overrides)
-    return Config.from_dict(values)
 
 
 def fixed_batch(cfg):
@@ -190,7 +138,7 @@ def test_train_writes_logs_checkpoints_metrics_and_resumes(tiny_cfg, tmp_path, p
     assert checkpoints == ["msrcnn-2_2.ckpt", "msrcnn-2_3.ckpt"]  # keep_checkpoint_max = 2
     assert list((exp_dir / "best_ckpt").glob("msrcnn-best-e*-segm*.ckpt"))
     state = read_checkpoint_state(ms.load_checkpoint(str(exp_dir / "checkpoints" / "msrcnn-2_3.ckpt")))
-    assert state == {"epoch": 2, "step": 3, "global_step": 6}
+    assert state == {"epoch": 2, "step": 3, "global_step": 6, "rollbacks": 0}
     trained_weight = models[-1].conv.weight.asnumpy().copy()
 
     resumed_cfg = make_cfg(tiny_cfg, tmp_path, data_dir, epoch_size=3, resume=str(exp_dir), run_eval=0)
@@ -199,18 +147,19 @@ def test_train_writes_logs_checkpoints_metrics_and_resumes(tiny_cfg, tmp_path, p
     assert "msrcnn-2_3.ckpt: epoch 3, step 0 (global step 6)" in log
     assert [int(row["global_step"]) for row in read_csv(exp_dir / "losses.csv")][-3:] == [7, 8, 9]
     state = read_checkpoint_state(ms.load_checkpoint(str(exp_dir / "checkpoints" / "msrcnn-3_3.ckpt")))
-    assert state == {"epoch": 3, "step": 3, "global_step": 9}
+    assert state == {"epoch": 3, "step": 3, "global_step": 9, "rollbacks": 0}
     resumed_model = models[-1]
     assert not np.allclose(resumed_model.conv.weight.asnumpy(), 0.0)  # started from the checkpoint, not zeros
     assert not np.allclose(resumed_model.conv.weight.asnumpy(), trained_weight)  # and trained further
 
 
-def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, parts_dataset,
-                                                                            monkeypatch):
+def test_without_the_guard_a_non_finite_loss_stops_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, parts_dataset,
+                                                                                 monkeypatch):
     data_dir, _ = parts_dataset
     monkeypatch.setattr(train_module, "build_detector", lambda cfg: (lambda m: (m, ToyInfer(m)))(
-        ToyDetector(cfg, nan_after=2)))
-    cfg = make_cfg(tiny_cfg, tmp_path, data_dir, run_eval=0)
+        ToyDetector(cfg, factors=[1.0, 1.0, np.nan])))
+    guard_off = {**tiny_cfg.divergence_guard.to_dict(), "enabled": False}
+    cfg = make_cfg(tiny_cfg, tmp_path, data_dir, run_eval=0, divergence_guard=guard_off)
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 3: loss=nan .*msrcnn-1_2\.ckpt"):
         train_module.train(cfg)
     exp_dir = next((tmp_path / "experiments").iterdir())

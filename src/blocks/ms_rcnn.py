@@ -47,8 +47,11 @@ class MsRcnn(nn.Cell):
     loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou), float32 scalars already multiplied by their
     loss weights. The MaskIoU head sees the predicted mask without its gradient: the IoU regression trains the
     MaskIoU head and the shared features, never the mask logits it scores. The images of a batch are processed by
-    Python loops over the static batch size (unrolled in GRAPH mode). Random sampling is seeded with ``cfg.seed``:
-    the same weights and batch give the same losses in GRAPH and PYNATIVE on a freshly built model.
+    Python loops over the static batch size (unrolled in GRAPH mode). The RPN and R-CNN samplers rank their
+    candidates by uniform [0, 1) priorities: given as ``rpn_priorities`` and ``rcnn_priorities`` (shapes from
+    :meth:`priority_shapes`; the training step draws them on the host from the seed and the step number, so a
+    resumed run draws what the interrupted one would have), or drawn in the graph from ``cfg.seed`` when None (the
+    same weights and batch then give the same losses in GRAPH and PYNATIVE on a freshly built model).
     """
 
     def __init__(self, cfg: Config, img_shape: Optional[Sequence[int]] = None):
@@ -77,16 +80,25 @@ class MsRcnn(nn.Cell):
         """img [B, 3, H, W] -> FPN outputs (tuple of num_outs maps)."""
         return self.neck(self.backbone(img))
 
+    def priority_shapes(self, batch_size: int, num_gts: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """Shapes of ``rpn_priorities`` ([B, anchors]) and ``rcnn_priorities`` ([B, proposals (+ gts)])."""
+        return ((batch_size, int(self.rpn_head.anchors.shape[0])),
+                (batch_size, self.mask_assigner_sampler.num_candidates(self.train_proposals.max_per_img, num_gts)))
+
     def construct(self, img: Tensor, img_meta: Tensor, gt_bboxes: Tensor, gt_labels: Tensor, gt_valids: Tensor,
-                  gt_masks: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+                  gt_masks: Tensor, rpn_priorities: Optional[Tensor] = None,
+                  rcnn_priorities: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         features = self.features(img)
         rpn_cls, rpn_reg = self.rpn_head(features)
-        loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta)
+        loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta,
+                                                         rpn_priorities)
         proposals, proposal_valids = self.train_proposals(rpn_cls, rpn_reg, img_meta)[::2]
 
         rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
         pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
-        priorities = self.mask_assigner_sampler.draw(img.shape[0], proposals.shape[1], gt_bboxes.shape[1])
+        priorities = rcnn_priorities
+        if priorities is None:
+            priorities = self.mask_assigner_sampler.draw(img.shape[0], proposals.shape[1], gt_bboxes.shape[1])
         for image in range(img.shape[0]):
             targets = self.mask_assigner_sampler(proposals[image], proposal_valids[image], gt_bboxes[image],
                                                  gt_labels[image], gt_valids[image], gt_masks[image],

@@ -5,7 +5,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Sequence
 
 import numpy as np
 
@@ -24,19 +24,26 @@ EVAL_COLUMNS = ["img", "img_meta", "image_id"]
 
 
 class ShardSampler:
-    """Sample keys ``2 * (epoch * num_items + item_index) + flip_flag`` for one shard, in a new seeded order every
-    epoch (epoch counts this sampler's passes from 0; the source reads the item as ``(key // 2) % num_items`` and
-    may seed per-sample randomness, such as a crop window, from (epoch, item)).
+    """Sample keys ``2 * (epoch * num_items + item_index) + flip_flag`` for one shard, epoch after epoch: the 0-based
+    epochs ``first_epoch`` .. ``first_epoch + num_epochs - 1``, each in a new seeded order (the source reads the item
+    as ``(key // 2) % num_items`` and may seed per-sample randomness, such as a crop window, from (epoch, item)).
 
     The split into shards is fixed at construction (a seeded permutation when shuffling, cut round-robin), so
     shards never overlap whatever each process does with the dataset. With ``pad`` every shard gets
     ceil(n / num_shards) items (the first items of the permutation fill the last slots, so the union is
     everything and every shard runs the same number of steps); without it shard k gets items k, k+S, ...
     Each epoch the shard's items are reshuffled and the flip flags drawn from ``(seed, shard_id, epoch)``.
+    ``epoch_length`` keeps the first items of each epoch (whole batches: a batch never straddles two epochs); a
+    resumed run leaves out the first ``skip`` keys of its first epoch, which the interrupted run had trained on,
+    without reading them.
+
+    Iterating has no side effect: every pass yields the same stream (MindSpore iterates a sampler more than once
+    while it builds a pipeline).
     """
 
-    def __init__(self, num_items: int, seed: int, shuffle: bool, flip_ratio: float,
-                 num_shards: int = 1, shard_id: int = 0, pad: bool = True):
+    def __init__(self, num_items: int, seed: int, shuffle: bool, flip_ratio: float, num_shards: int = 1,
+                 shard_id: int = 0, pad: bool = True, first_epoch: int = 0, num_epochs: int = 1, skip: int = 0,
+                 epoch_length: int | None = None):
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
         order = np.random.default_rng(seed).permutation(num_items) if shuffle else np.arange(num_items)
@@ -45,18 +52,26 @@ class ShardSampler:
         self.items = order[shard_id::num_shards]
         self.num_items = num_items
         self.seed, self.shard_id, self.shuffle, self.flip_ratio = seed, shard_id, shuffle, flip_ratio
-        self.epoch = 0
+        self.epoch_length = len(self.items) if epoch_length is None else min(int(epoch_length), len(self.items))
+        if not 0 <= skip <= self.epoch_length:
+            raise ValueError(f"skip must be in [0, {self.epoch_length}], got {skip}")
+        self.first_epoch, self.num_epochs, self.skip = first_epoch, num_epochs, skip
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.num_epochs * self.epoch_length - self.skip
 
-    def __iter__(self) -> Iterator[int]:
-        epoch = self.epoch
+    def epoch_keys(self, epoch: int) -> List[int]:
+        """The keys of one 0-based epoch, in order."""
         rng = np.random.default_rng([self.seed, self.shard_id, epoch])
-        self.epoch += 1
         items = rng.permutation(self.items) if self.shuffle else self.items
         flips = rng.random(len(items)) < self.flip_ratio
-        return iter([int(2 * (epoch * self.num_items + item) + flip) for item, flip in zip(items, flips)])
+        return [int(2 * (epoch * self.num_items + item) + flip)
+                for item, flip in zip(items[:self.epoch_length], flips[:self.epoch_length])]
+
+    def __iter__(self) -> Iterator[int]:
+        for epoch in range(self.first_epoch, self.first_epoch + self.num_epochs):
+            keys = self.epoch_keys(epoch)
+            yield from keys[self.skip:] if epoch == self.first_epoch else keys
 
 
 class TrainSource:
@@ -113,7 +128,8 @@ def train_records(coco: CocoDataset, num_gts: int, dataset_num: int = 0, dataset
 
 
 def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: str = "train", num_shards: int = 1,
-                   shard_id: int = 0, shuffle: bool | None = None) -> Dataset:
+                   shard_id: int = 0, shuffle: bool | None = None, first_epoch: int = 0, num_epochs: int = 1,
+                   skip_batches: int = 0) -> Dataset:
     """Batched ``mindspore.dataset`` of a COCO subset.
 
     Args:
@@ -125,6 +141,9 @@ def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: st
             batches of ``test_batch_size`` (last one may be smaller), columns img, img_meta, image_id.
         num_shards, shard_id: this process's part of the data (distributed training / evaluation).
         shuffle: default True for train, False for eval.
+        first_epoch, num_epochs, skip_batches: train only: the epochs of the stream (first_epoch counts the finished
+            epochs) one after the other, as one pass of the dataset; ``skip_batches`` batches of the first one left
+            out unread (to resume, see :class:`ShardSampler`). The last incomplete batch of each epoch is dropped.
 
     Returns:
         a ``mindspore.dataset.Dataset``. Train: img [B,3,H,W] f32, img_meta [B,6] f32, gt_bboxes [B,num_gts,4] f32,
@@ -151,7 +170,16 @@ def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: st
         paths = [(image_id, coco.image_path(image_id), *coco.image_size(image_id)) for image_id in coco.image_ids]
         source, columns = EvalSource(paths, params), EVAL_COLUMNS
         flip_ratio, batch_size = 0.0, int(cfg["test_batch_size"])
-    sampler = ShardSampler(len(source), int(cfg["seed"]), shuffle, flip_ratio, num_shards, shard_id, pad=is_train)
+    if is_train:
+        epoch_length = math.ceil(len(source) / num_shards) // batch_size * batch_size
+        if not epoch_length:
+            raise DatasetError(f"{coco.annotation_file}: fewer training images ({len(source)} over {num_shards} "
+                               f"process(es)) than batch_size={batch_size}")
+        sampler = ShardSampler(len(source), int(cfg["seed"]), shuffle, flip_ratio, num_shards, shard_id,
+                               first_epoch=first_epoch, num_epochs=num_epochs, skip=skip_batches * batch_size,
+                               epoch_length=epoch_length)
+    else:
+        sampler = ShardSampler(len(source), int(cfg["seed"]), shuffle, flip_ratio, num_shards, shard_id, pad=False)
     dataset = ds.GeneratorDataset(source, column_names=columns, sampler=sampler,
                                   num_parallel_workers=int(cfg["num_parallel_workers"]),
                                   python_multiprocessing=bool(cfg["python_multiprocessing"]))

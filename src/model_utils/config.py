@@ -374,6 +374,12 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("lr_type", one_of("multistep", "cosine"), "'multistep' or 'cosine'")
     check("lr_steps", lambda v: list(v) == sorted(v) and all(s > 0 for s in v), "increasing positive epoch numbers")
     check("grad_clip", non_negative, ">= 0 (0 = off)")
+    check("divergence_guard.loss_jump", lambda v: v > 1, "> 1")
+    check("divergence_guard.running_momentum", lambda v: 0 <= v < 1, "in [0, 1)")
+    check("divergence_guard.warmup_steps", non_negative, ">= 0")
+    check("divergence_guard.max_rejected", positive, ">= 1")
+    check("divergence_guard.lr_factor", lambda v: 0 < v < 1, "in (0, 1)")
+    check("divergence_guard.max_rollbacks", non_negative, ">= 0")
     check("accumulate_step", positive, ">= 1")
     for key in ("num_gts", "batch_size", "test_batch_size", "loss_scale", "epoch_size", "eval_every", "log_interval",
                 "device_num", "num_parallel_workers", "save_every", "keep_checkpoint_max", "keep_best_checkpoints_max"):

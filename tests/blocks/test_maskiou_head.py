@@ -101,7 +101,8 @@ def test_loss_is_l2_on_gt_class_of_valid_positives(mode):
     overlap = (binary * mask_targets[:2]).sum(axis=(1, 2))
     union = binary.sum(axis=(1, 2)) + mask_targets[:2].sum(axis=(1, 2)) / area_ratio[:2] - overlap
     np.testing.assert_allclose(iou_targets.asnumpy()[:2], overlap / union, rtol=1e-5)
-    expected = ((mask_iou_pred[0, 1] - overlap[0] / union[0]) ** 2 + (mask_iou_pred[1, 2] - overlap[1] / union[1]) ** 2)
+    errors = np.abs([mask_iou_pred[0, 1] - overlap[0] / union[0], mask_iou_pred[1, 2] - overlap[1] / union[1]])
+    expected = np.where(errors <= 1.0, errors ** 2, 2 * errors - 1).sum()
     assert float(loss) == pytest.approx(expected / 2 * 0.5, rel=1e-5)
 
 
@@ -135,6 +136,19 @@ def test_loss_gradient_reaches_only_the_gt_class_prediction():
     expected[1, 2] = 2 * (0.9 - 0.6) / 2 * 0.5
     np.testing.assert_allclose(grad_pred.asnumpy(), expected, rtol=1e-5)
     assert np.all(grad_targets.asnumpy() == 0)
+
+
+def test_loss_is_linear_beyond_an_error_of_one():
+    ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+    head = MaskIoUHead(head_cfg(), NUM_CLASSES)
+    prediction = np.array([[0.0, 3.0, 0.0], [0.0, 0.0, -1e6]], np.float32)
+    targets = np.array([0.5, 0.25], np.float32)
+    labels = np.array([2, 3], np.int32)
+    arguments = (Tensor(prediction), Tensor(targets), Tensor(labels), Tensor(np.ones(2, np.float32)))
+    loss = float(head.loss(*arguments))
+    assert loss == pytest.approx(((2 * 2.5 - 1) + (2 * (1e6 + 0.25) - 1)) / 2 * 0.5, rel=1e-6)
+    gradient = ms.grad(head.loss, grad_position=0)(*arguments).asnumpy()
+    np.testing.assert_allclose(gradient[[0, 1], [1, 2]], [2 / 2 * 0.5, -2 / 2 * 0.5], rtol=1e-6)
 
 
 def test_parameter_count_of_all_second_stage_heads():

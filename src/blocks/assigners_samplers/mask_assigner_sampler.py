@@ -50,10 +50,13 @@ class MaskAssignerSampler(nn.Cell):
         self.mask_crop = RoIAlign(int(rcnn_cfg.mask_size), 1.0 / self.mask_divider, MASK_CROP_SAMPLING_RATIO,
                                   aligned=True, impl=cfg.mask_roi.roi_layer.impl)
 
+    def num_candidates(self, num_proposals: int, num_gts: int) -> int:
+        """Boxes sampled from per image: M + G (gt boxes added as proposals) or M."""
+        return num_proposals + num_gts if self.add_gt_as_proposals else num_proposals
+
     def draw(self, batch_size: int, num_proposals: int, num_gts: int) -> Tensor:
-        """Random sampling priorities of a batch: [B, M + G] (gt boxes added as proposals) or [B, M]."""
-        num_candidates = num_proposals + num_gts if self.add_gt_as_proposals else num_proposals
-        return self.assigner_sampler.sampler.draw((batch_size, num_candidates))
+        """Random sampling priorities of a batch: [B, num_candidates]."""
+        return self.assigner_sampler.sampler.draw((batch_size, self.num_candidates(num_proposals, num_gts)))
 
     def construct(self, proposals: Tensor, proposal_valids: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
                   gt_valids: Tensor, gt_masks: Tensor, priorities: Tensor) -> Tuple[Tensor, ...]:

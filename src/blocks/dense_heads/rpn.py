@@ -1,6 +1,6 @@
 """Region Proposal Network head: shared conv, objectness and box-delta convs, anchors and training loss."""
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -94,11 +94,14 @@ class RPNHead(nn.Cell):
         return ops.concat(cls_scores, 1), ops.concat(bbox_preds, 1)
 
     def loss(self, cls_scores: Tensor, bbox_preds: Tensor, gt_bboxes: Tensor, gt_valids: Tensor,
-             img_meta: Tensor) -> Tuple[Tensor, Tensor]:
+             img_meta: Tensor, priorities: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """(loss_rpn_cls, loss_rpn_bbox) of a batch; ``priorities`` [B, N] uniform [0, 1) sampling priorities of the
+        anchors (drawn here from the seeded sampler when None)."""
         cls_sum = ops.zeros((), ms.float32)
         bbox_sum = ops.zeros((), ms.float32)
         num_sampled = ops.zeros((), ms.float32)
-        priorities = self.assigner_sampler.sampler.draw(cls_scores.shape)
+        if priorities is None:
+            priorities = self.assigner_sampler.sampler.draw(cls_scores.shape)
         for image in range(cls_scores.shape[0]):
             sampled = self.assigner_sampler(gt_bboxes[image], gt_valids[image], self.anchors,
                                             self.anchor_valids(img_meta[image]), priorities[image])

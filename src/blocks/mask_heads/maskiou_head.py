@@ -77,12 +77,16 @@ class MaskIoUHead(nn.Cell):
         return ops.stop_gradient(overlaps / ops.maximum(unions, MIN_AREA))
 
     def loss(self, mask_iou_pred: Tensor, iou_targets: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
-        """L2 loss of the gt-class IoU prediction.
+        """L2 loss of the gt-class IoU prediction, linear beyond an error of 1.
 
         Inputs: mask_iou_pred [P, num_classes - 1], iou_targets [P], labels [P] int32 (1..), weights [P] f32 (1 for
-        valid positives). Returns the squared error averaged over the valid positives, times loss_iou.loss_weight;
-        exactly 0 without valid positives.
+        valid positives). Returns e^2 for |e| <= 1 and 2|e| - 1 beyond (e = prediction - target), averaged over the
+        valid positives, times loss_iou.loss_weight; exactly 0 without valid positives. Targets lie in [0, 1], so a
+        sane prediction always has |e| <= 1 and the loss is the paper's L2; a wild one (a diverging step can push
+        predictions to 1e6) gets a gradient of at most 2 instead of 2|e|, which would feed the divergence back into
+        the shared features.
         """
-        predicted = select_class(mask_iou_pred, labels)
-        squared_error = ops.square(predicted - ops.stop_gradient(iou_targets))
-        return masked_mean(squared_error, weights) * self.loss_weight
+        error = select_class(mask_iou_pred, labels) - ops.stop_gradient(iou_targets)
+        abs_error = ops.abs(error)
+        bounded = ops.where(abs_error <= 1.0, ops.square(error), 2.0 * abs_error - 1.0)
+        return masked_mean(bounded, weights) * self.loss_weight
