@@ -206,9 +206,9 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
         if guard.rollbacks:
             scale_learning_rate(optimizer, learning_rates, guard.lr_scale)
         finished_epochs, done_steps = divmod(start_step, steps_per_epoch)
+        lowered = f", learning rate x {guard.lr_scale:g} after {guard.rollbacks} rollback(s)" if guard.rollbacks else ""
         logger.info("Resumed from %s: epoch %d, step %d (global step %d%s)", resume_checkpoint,
-                    start_epoch + finished_epochs, done_steps, global_step, f", learning rate x {guard.lr_scale:g} after {guard.rollbacks} "
-                    "rollback(s)" if guard.rollbacks else "")
+                    start_epoch + finished_epochs, done_steps, global_step, lowered)
     snapshot = ParameterSnapshot(trainer.cell)
 
     checkpoints = CheckpointManager(exp_dir / "checkpoints", exp_dir / "best_ckpt", cfg.keep_checkpoint_max,
@@ -298,10 +298,14 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                 metrics = {"loss": epoch_means["loss"]}
                 if evaluator is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epoch_size):
                     metrics.update(evaluate(evaluator, logger))
-                    best = checkpoints.save_best(trainer.cell, epoch, step, global_step, metrics["seg_mAP"],
-                                                 guard.rollbacks)
-                    if best is not None:
-                        logger.info("New best checkpoint: %s", best)
+                    if metrics["seg_mAP"] < 0:
+                        logger.warning("%s holds no ground-truth instance: its mAP is undefined (-1), so no best "
+                                       "checkpoint is kept", cfg.val_dataset)
+                    else:
+                        best = checkpoints.save_best(trainer.cell, epoch, step, global_step, metrics["seg_mAP"],
+                                                     guard.rollbacks)
+                        if best is not None:
+                            logger.info("New best checkpoint: %s", best)
                 logger.info("Result metrics for epoch %d: %s", epoch, metrics)
                 if epoch_log is not None:
                     epoch_log.append({"epoch": epoch, "global_step": global_step, **epoch_means,

@@ -14,6 +14,7 @@ real IoU of each mask with its best-matching ground-truth mask of the same class
 import contextlib
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from mindspore.dataset import Dataset
 
     from src.data.transforms import TransformParams
+
+LOGGER = logging.getLogger(__name__)
 
 SUMMARY_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                  "AR_1", "AR_10", "AR_100", "AR_small", "AR_medium", "AR_large")
@@ -135,11 +138,12 @@ def to_prediction(detection: Dict[str, object], image_id: int, category_id: int)
 def run_inference(infer_net: Callable, dataset: "Dataset", category_id_of: Callable[[int], int], mask_thr_binary: float,
                   known_image_ids: Optional[Iterable[int]] = None, progress: bool = True) -> List[Dict[str, object]]:
     """Run ``infer_net(img, img_meta)`` over an eval-mode dataset (columns img, img_meta, image_id) and return the
-    predictions. Each image id is processed once; ids outside ``known_image_ids`` (batch padding) are skipped."""
+    predictions. Each image id is processed once; ids outside ``known_image_ids`` are dropped with a warning naming
+    them."""
     from tqdm import tqdm
 
     known = set(int(image_id) for image_id in known_image_ids) if known_image_ids is not None else None
-    seen = set()
+    seen, unknown = set(), set()
     predictions: List[Dict[str, object]] = []
     iterator = dataset.create_tuple_iterator(num_epochs=1)
     for img, img_meta, image_ids in tqdm(iterator, total=dataset.get_dataset_size(), disable=not progress,
@@ -148,13 +152,19 @@ def run_inference(infer_net: Callable, dataset: "Dataset", category_id_of: Calla
         bboxes, labels, cls_scores, mask_probs, mask_ious, valids = outputs
         metas = img_meta.asnumpy()
         for index, image_id in enumerate(int(value) for value in image_ids.asnumpy()):
-            if image_id in seen or (known is not None and image_id not in known):
+            if known is not None and image_id not in known:
+                unknown.add(image_id)
+                continue
+            if image_id in seen:
                 continue
             seen.add(image_id)
             detections = postprocess_image(bboxes[index], labels[index], cls_scores[index], mask_probs[index],
                                            mask_ious[index], valids[index], metas[index], mask_thr_binary)
             predictions.extend(to_prediction(detection, image_id, category_id_of(detection["label"]))
                                for detection in detections)
+    if unknown:
+        LOGGER.warning("%d image id(s) of the dataset are not in its annotation file; their predictions were dropped: "
+                       "%s", len(unknown), sorted(unknown)[:10])
     return predictions
 
 

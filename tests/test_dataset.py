@@ -301,9 +301,8 @@ def test_missing_and_corrupt_images_name_the_file(tmp_path, tiny_cfg):
     (root / "data" / "a.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     with pytest.raises(D.DatasetError, match=r"cannot read image .*data/a.jpg"):
         D.read_image(root / "data" / "a.jpg")
-    dataset = D.create_dataset(tiny_cfg, root, mode="eval")
-    with pytest.raises(RuntimeError, match=r"cannot read image .*data/a.jpg"):
-        next(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    with pytest.raises(D.DatasetError, match=r"1 of 1 image file\(s\) are unusable:\n.*data/a.jpg: not a JPEG"):
+        D.create_dataset(tiny_cfg, root, mode="eval")
 
 
 def test_image_size_must_match_the_annotation(tmp_path):
@@ -344,20 +343,23 @@ def test_create_dataset_train_layout(parts_dataset, tiny_cfg):
             np.testing.assert_array_equal(column_a, column_b)
 
 
+BIG_ID = 2 ** 33 + 7  # COCO-style ids can exceed 32 bits
+
+
 def test_create_dataset_eval_keeps_empty_images_and_shards(tmp_path, tiny_cfg):
     root = tmp_path / "val"
     data = make_random_dataset(root, num_images=5, seed=3)
-    data["images"].append({"id": 77, "file_name": "empty.jpg", "height": 40, "width": 30})
+    data["images"].append({"id": BIG_ID, "file_name": "empty.jpg", "height": 40, "width": 30})
     write_coco_dataset(root, data["images"], data["annotations"], data["categories"])
     dataset = D.create_dataset(tiny_cfg, root, mode="eval")
     batches = list(dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
-    assert [int(image_id[0]) for _, _, image_id in batches] == [1, 2, 3, 4, 5, 77]
+    assert [int(image_id[0]) for _, _, image_id in batches] == [1, 2, 3, 4, 5, BIG_ID]
     img, meta, image_id = batches[-1]
-    assert img.shape == (1, 3, 128, 128) and image_id.dtype == np.int32
+    assert img.shape == (1, 3, 128, 128) and image_id.dtype == np.int64
     np.testing.assert_allclose(meta[0], [40, 30, 128, 96, 3.2, 3.2], rtol=1e-6)
     shard_ids = [[int(ids[0]) for _, _, ids in D.create_dataset(tiny_cfg, root, mode="eval", num_shards=3, shard_id=k)
                   .create_tuple_iterator(output_numpy=True, num_epochs=1)] for k in range(3)]
-    assert sorted(sum(shard_ids, [])) == [1, 2, 3, 4, 5, 77]
+    assert sorted(sum(shard_ids, [])) == [1, 2, 3, 4, 5, BIG_ID]
     assert all(len(ids) == 2 for ids in shard_ids)
     train = D.create_dataset(tiny_cfg, root, mode="train")
     assert train.get_dataset_size() == 5 // tiny_cfg.batch_size

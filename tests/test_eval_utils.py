@@ -137,3 +137,43 @@ def test_load_predictions_rejects_wrong_content(tmp_path):
     path.write_text('[{"image_id": 1}]')
     with pytest.raises(ValueError, match="bad.json"):
         load_predictions(path)
+
+
+class _Array:
+    """The ``asnumpy()`` of a MindSpore tensor, for a stand-in dataset and network."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+    def asnumpy(self):
+        return self.value
+
+
+class _Dataset:
+    def __init__(self, image_ids):
+        self.image_ids = image_ids
+
+    def get_dataset_size(self):
+        return len(self.image_ids)
+
+    def create_tuple_iterator(self, num_epochs):
+        for image_id in self.image_ids:
+            yield _Array(np.zeros((1, 3, 8, 8))), _Array([[8, 8, 8, 8, 1, 1]]), _Array([image_id])
+
+
+def _one_detection_net(img, img_meta):
+    """One valid 4x4 detection (label 1, score 0.9, full 28x28 mask, predicted IoU 0.7) per image."""
+    return (_Array([[[0, 0, 4, 4]]]), _Array([[1]]), _Array([[0.9]]), _Array(np.ones((1, 1, 28, 28))),
+            _Array([[0.7]]), _Array([[True]]))
+
+
+def test_run_inference_keeps_64_bit_ids_and_names_unknown_ones(caplog):
+    from src.eval_utils import run_inference
+
+    big = 2 ** 40 + 3
+    with caplog.at_level("WARNING", logger="src.eval_utils"):
+        predictions = run_inference(_one_detection_net, _Dataset([big, 5, big]), lambda label: 10 + label, 0.5,
+                                    known_image_ids=[big], progress=False)
+    assert [(p["image_id"], p["category_id"]) for p in predictions] == [(big, 11)]
+    assert predictions[0]["bbox"] == [0.0, 0.0, 4.0, 4.0] and predictions[0]["mask_iou"] == pytest.approx(0.7)
+    assert "1 image id(s) of the dataset are not in its annotation file" in caplog.text and "[5]" in caplog.text

@@ -14,6 +14,7 @@ from mindspore import Tensor
 import train as train_module
 from src.callback import NonFiniteLossError, read_checkpoint_state
 from src.network_define import TrainStep, build_optimizer, split_weight_decay
+from tests.helpers.coco_fixtures import make_random_dataset, write_coco_dataset
 from tests.helpers.toy_detector import ToyDetector, ToyInfer, make_cfg
 
 
@@ -167,3 +168,16 @@ def test_without_the_guard_a_non_finite_loss_stops_and_keeps_the_last_checkpoint
     good = exp_dir / "checkpoints" / "msrcnn-1_2.ckpt"
     assert read_checkpoint_state(ms.load_checkpoint(str(good)))["global_step"] == 2
     assert sorted(path.name for path in (exp_dir / "checkpoints").iterdir()) == ["msrcnn-1_1.ckpt", "msrcnn-1_2.ckpt"]
+
+
+def test_a_validation_set_without_instances_keeps_no_best_checkpoint(tiny_cfg, tmp_path, parts_dataset, monkeypatch):
+    data_dir, _ = parts_dataset
+    val_dir = tmp_path / "val"
+    data = make_random_dataset(val_dir, num_images=2, seed=9)
+    write_coco_dataset(val_dir, data["images"], [], data["categories"])
+    monkeypatch.setattr(train_module, "build_detector", lambda cfg: (lambda m: (m, ToyInfer(m)))(ToyDetector(cfg)))
+    cfg = make_cfg(tiny_cfg, tmp_path, data_dir, epoch_size=1, val_dataset=str(val_dir))
+    exp_dir = train_module.train(cfg)
+    assert "holds no ground-truth instance: its mAP is undefined (-1), so no best checkpoint is kept" in \
+        (exp_dir / "train.log").read_text()
+    assert list((exp_dir / "best_ckpt").iterdir()) == []

@@ -221,13 +221,19 @@ class CocoDataset:
 
 
 def read_image(path: Path, height: int | None = None, width: int | None = None) -> np.ndarray:
-    """BGR uint8 [H,W,3] image; DatasetError naming the file when unreadable or not of the expected size."""
+    """BGR uint8 [H,W,3] image; DatasetError naming the file when unreadable or not of the expected size.
+
+    A JPEG's EXIF orientation is applied (as photo viewers show it) unless the annotation's height x width is the
+    stored, unrotated size: the image is then taken as stored, so that it matches its annotations either way."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DatasetError(f"cannot read image {path}: missing, corrupt or not an image format OpenCV knows")
     if height is not None and image.shape[:2] != (height, width):
-        raise DatasetError(f"image {path} is {image.shape[0]}x{image.shape[1]} (h x w) but the annotation file says "
-                           f"{height}x{width}")
+        stored = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if stored is None or stored.shape[:2] != (height, width):
+            raise DatasetError(f"image {path} is {image.shape[0]}x{image.shape[1]} (h x w) but the annotation file "
+                               f"says {height}x{width}")
+        image = stored
     return image
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from src.data.annotations import DatasetError
 from src.data.batching import prepare_train_sample
 from src.data.coco import CocoDataset, ImageRecord, decode_masks, read_image
+from src.data.image_check import check_images
 from src.data.transforms import TransformParams, prepare_image
 
 if TYPE_CHECKING:
@@ -89,15 +90,25 @@ class TrainSource:
     def __getitem__(self, key: int) -> tuple[np.ndarray, ...]:
         position, flip = divmod(int(key), 2)
         epoch, index = divmod(position, len(self.records))
-        record = self.records[index]
-        image = read_image(record.path, record.height, record.width)
+        record, image = self._readable(index)
         rng = np.random.default_rng([self.seed, epoch, index]) if self.params.crops else None
         return prepare_train_sample(image, record.boxes, record.labels, decode_masks(record), self.params, bool(flip),
                                     rng)
 
+    def _readable(self, index: int) -> tuple[ImageRecord, np.ndarray]:
+        """(record, image) of ``index``, or of the next readable record when this image cannot be read any more (a
+        file that broke after the start-up check: logged, and the run goes on)."""
+        for offset in range(len(self.records)):
+            record = self.records[(index + offset) % len(self.records)]
+            try:
+                return record, read_image(record.path, record.height, record.width)
+            except DatasetError as error:
+                LOGGER.warning("%s; training on the next image in its place", error)
+        raise DatasetError("no training image can be read any more")
+
 
 class EvalSource:
-    """Random-access source: key ``2 * index`` -> (img [3,H,W] f32, img_meta [6] f32, image_id int32)."""
+    """Random-access source: key ``2 * index`` -> (img [3,H,W] f32, img_meta [6] f32, image_id int64)."""
 
     def __init__(self, paths: Sequence[tuple[int, Path, int, int]], params: TransformParams):
         self.paths = list(paths)
@@ -109,7 +120,7 @@ class EvalSource:
     def __getitem__(self, key: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         image_id, path, height, width = self.paths[(int(key) // 2) % len(self.paths)]
         img, meta = prepare_image(read_image(path, height, width), self.params)
-        return img, meta, np.array(image_id, np.int32)
+        return img, meta, np.array(image_id, np.int64)
 
 
 def train_records(coco: CocoDataset, num_gts: int, dataset_num: int = 0, dataset_divider: int = 0) -> list[ImageRecord]:
@@ -125,6 +136,21 @@ def train_records(coco: CocoDataset, num_gts: int, dataset_num: int = 0, dataset
         LOGGER.warning("%s: %d image(s) have more than num_gts=%d instances (up to %d); the %d largest by mask area "
                        "are kept", coco.annotation_file, len(crowded), num_gts, max(crowded), num_gts)
     return records
+
+
+def report_bad_images(annotation_file: Path, images: Sequence[tuple[Path, int, int]], skip: bool) -> set[Path]:
+    """Check the (path, height, width) image files (:func:`check_images`); returns the bad paths when ``skip``
+    (after a warning naming each), raises DatasetError naming each otherwise."""
+    bad = check_images(images)
+    if not bad:
+        return set()
+    listing = "\n".join(f"  {path}: {reason}" for path, reason in bad)
+    if not skip:
+        raise DatasetError(f"{annotation_file}: {len(bad)} of {len(images)} image file(s) are unusable:\n{listing}\n"
+                           "Fix or remove them, or set skip_bad_images: 1 to go on without them.")
+    LOGGER.warning("%s: leaving out %d of %d image file(s) (skip_bad_images: 1):\n%s", annotation_file, len(bad),
+                   len(images), listing)
+    return {path for path, _ in bad}
 
 
 def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: str = "train", num_shards: int = 1,
@@ -148,7 +174,7 @@ def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: st
     Returns:
         a ``mindspore.dataset.Dataset``. Train: img [B,3,H,W] f32, img_meta [B,6] f32, gt_bboxes [B,num_gts,4] f32,
         gt_labels [B,num_gts] int32, gt_valids [B,num_gts] bool, gt_masks [B,num_gts,H/d,W/d] uint8 (d =
-        mask_divider). Eval: img, img_meta, image_id [B] int32.
+        mask_divider). Eval: img, img_meta, image_id [B] int64 (COCO ids may exceed 32 bits).
     """
     import mindspore.dataset as ds
 
@@ -159,15 +185,22 @@ def create_dataset(cfg: Mapping[str, Any], data_dir: str | os.PathLike, mode: st
     coco = CocoDataset(data_dir, cfg["coco_classes"])
     is_train = mode == "train"
     shuffle = is_train if shuffle is None else shuffle
+    skip_bad = bool(cfg["skip_bad_images"])
     if is_train:
         records = train_records(coco, params.num_gts, int(cfg["train_dataset_num"]),
                                 int(cfg["train_dataset_divider"]))
+        bad = report_bad_images(coco.annotation_file, [(r.path, r.height, r.width) for r in records], skip_bad)
+        records = [record for record in records if record.path not in bad]
         if not records:
             raise DatasetError(f"{coco.annotation_file}: no image has a valid annotation to train on")
         source, columns = TrainSource(records, params, int(cfg["seed"])), TRAIN_COLUMNS
         flip_ratio, batch_size = float(cfg["flip_ratio"]), int(cfg["batch_size"])
     else:
         paths = [(image_id, coco.image_path(image_id), *coco.image_size(image_id)) for image_id in coco.image_ids]
+        bad = report_bad_images(coco.annotation_file, [entry[1:] for entry in paths], skip_bad)
+        paths = [entry for entry in paths if entry[1] not in bad]
+        if not paths:
+            raise DatasetError(f"{coco.annotation_file}: no image left to evaluate on")
         source, columns = EvalSource(paths, params), EVAL_COLUMNS
         flip_ratio, batch_size = 0.0, int(cfg["test_batch_size"])
     if is_train:

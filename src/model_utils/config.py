@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -72,6 +73,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _number_from_text(text: str) -> Any:
+    """``float(text)`` when the text is a finite number (e.g. '1e-3'), else the text unchanged."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     """Return ``value`` converted to the type of ``default`` or raise ConfigError naming the key."""
 
@@ -86,6 +96,8 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise fail("a boolean (True/False)")
+    if isinstance(value, str) and _is_number(default):
+        value = _number_from_text(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -380,6 +392,9 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("divergence_guard.max_rejected", positive, ">= 1")
     check("divergence_guard.lr_factor", lambda v: 0 < v < 1, "in (0, 1)")
     check("divergence_guard.max_rollbacks", non_negative, ">= 0")
+    for key in ("dynamic_loss_scale", "run_eval", "enable_graph_kernel", "finetune", "run_distribute",
+                "python_multiprocessing", "to_rgb", "keep_ratio"):
+        check(key, lambda v: v in (0, 1), "0 or 1")
     check("accumulate_step", positive, ">= 1")
     for key in ("num_gts", "batch_size", "test_batch_size", "loss_scale", "epoch_size", "eval_every", "log_interval",
                 "device_num", "num_parallel_workers", "save_every", "keep_checkpoint_max", "keep_best_checkpoints_max"):

@@ -85,6 +85,11 @@ def test_unknown_key_on_command_line():
         load_config(overrides=["--backbone.deph", "50"])
 
 
+def test_numbers_in_exponent_notation_are_numbers():
+    cfg = load_config(overrides=["--lr", "1e-3", "--weight_decay", "1E-4", "--epoch_size", "1e1"])
+    assert (cfg.lr, cfg.weight_decay, cfg.epoch_size) == (0.001, 0.0001, 10) and isinstance(cfg.epoch_size, int)
+
+
 @pytest.mark.parametrize("override, pattern", [
     (["--batch_size", "two"], "'batch_size' expects an integer"),
     (["--lr", "fast"], "'lr' expects a number"),
@@ -114,6 +119,9 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"crop_height": 2048, "crop_width": 512}, r"'crop_height' must be .* <= img_height, got 2048"),
     ({"crop_height": 500, "crop_width": 512}, r"'crop_height' must be .*multiple of divider=64 <= img_height, got 500"),
     ({"crop_min_visible": 0.0}, r"'crop_min_visible' must be in \(0, 1\]"),
+    ({"keep_ratio": 2}, r"'keep_ratio' must be 0 or 1, got 2"),
+    ({"run_eval": 5}, r"'run_eval' must be 0 or 1, got 5"),
+    ({"divergence_guard.lr_factor": 1.0}, r"'divergence_guard.lr_factor' must be in \(0, 1\)"),
 ])
 def test_impossible_values_are_rejected(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
