@@ -16,6 +16,7 @@ the samplers' random stream, so that the resumed run computes what the uninterru
 write a checkpoint after the current step and exit with 128 + the signal number.
 """
 import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
+import json
 import logging
 import math
 import shlex
@@ -36,6 +37,7 @@ from src.lr_schedule import get_lr
 from src.model_utils.config import Config, ConfigError, parse_cli
 from src.model_utils.device_adapter import init_env
 from src.network_define import TrainStep, build_detector, build_optimizer, count_parameters, load_weights
+from src.training.distributed import all_gather_bytes
 from src.training.divergence_guard import DivergenceError, DivergenceGuard, ParameterSnapshot, scale_learning_rate
 from src.training.resume import EXPERIMENT_CONFIG, resolve_resume, resume_config
 from src.training.stop_signal import StopSignal
@@ -90,32 +92,44 @@ def write_provenance(exp_dir: Path, cfg: Config, argv: Sequence[str], resumed_fr
 
 
 class TrainingEvaluator:
-    """Evaluates the model on ``val_dataset`` during training (rank 0): COCO bbox and segm mAP."""
+    """Evaluates the model on ``val_dataset`` during training, COCO bbox and segm mAP. In a distributed run every
+    process runs inference on its shard of the images and rank 0 gathers the predictions and scores them, so no
+    process waits in a collective while another one evaluates alone."""
 
     def __init__(self, cfg: Config, infer_net: ms.nn.Cell):
         from src.data import CocoDataset, create_dataset
 
         self.infer_net = infer_net
+        self.rank, self.size = (int(cfg.rank_id), int(cfg.device_num)) if cfg.run_distribute else (0, 1)
         self.coco = CocoDataset(cfg.val_dataset, cfg.coco_classes)
-        self.dataset = create_dataset(cfg, cfg.val_dataset, mode="eval")
+        self.dataset = create_dataset(cfg, cfg.val_dataset, mode="eval", num_shards=self.size, shard_id=self.rank)
         self.mask_thr_binary = float(cfg.test_cfg.rcnn.mask_thr_binary)
 
-    def __call__(self) -> dict:
+    def __call__(self) -> Optional[dict]:
+        """The results of :func:`src.eval_utils.evaluate_predictions` on rank 0, None on the other ranks."""
         from src.eval_utils import evaluate_predictions, run_inference
 
         self.infer_net.set_train(False)
         predictions = run_inference(self.infer_net, self.dataset, self.coco.category_id_of, self.mask_thr_binary,
                                     known_image_ids=self.coco.image_ids, progress=False)
+        if self.size > 1:
+            shards = all_gather_bytes(json.dumps(predictions).encode("utf-8"), self.rank, self.size)
+            if self.rank != 0:
+                return None
+            predictions = [prediction for shard in shards for prediction in json.loads(shard)]
         return evaluate_predictions(self.coco.coco, predictions)
 
 
-def evaluate(evaluator: TrainingEvaluator, logger: logging.Logger) -> Dict[str, float]:
-    """Run the evaluation during training, log its time and COCO summaries; returns bbox_mAP and seg_mAP."""
+def evaluate(evaluator: TrainingEvaluator, logger: logging.Logger) -> Optional[Dict[str, float]]:
+    """Run the evaluation during training, log its time and COCO summaries; returns bbox_mAP and seg_mAP on rank 0,
+    None on the other ranks."""
     eval_start = time.perf_counter()
     results = evaluator()
     eval_time = time.perf_counter() - eval_start
     logger.info("Eval epoch time: %.3f ms, per step time: %.3f ms", 1000.0 * eval_time,
                 1000.0 * eval_time / max(evaluator.dataset.get_dataset_size(), 1))
+    if results is None:
+        return None
     logger.info("bbox:\n%s\nsegm:\n%s", results["bbox_summary"], results["segm_summary"])
     return {"bbox_mAP": results["bbox_mAP"], "seg_mAP": results["seg_mAP"]}
 
@@ -215,7 +229,7 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                                     cfg.keep_best_checkpoints_max, cfg.coco_classes) if is_main else None
     step_log = CsvLog(exp_dir / "losses.csv", STEP_COLUMNS) if is_main else None
     epoch_log = CsvLog(exp_dir / "metrics.csv", EPOCH_COLUMNS) if is_main else None
-    evaluator = TrainingEvaluator(cfg, infer_net) if cfg.run_eval and is_main else None
+    evaluator = TrainingEvaluator(cfg, infer_net) if cfg.run_eval else None
     last_checkpoint = resume_checkpoint
 
     def save(epoch: int, step: int) -> None:
@@ -296,8 +310,10 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                 saved = True
                 epoch_means = averager.pop_epoch()
                 metrics = {"loss": epoch_means["loss"]}
-                if evaluator is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epoch_size):
-                    metrics.update(evaluate(evaluator, logger))
+                results = evaluate(evaluator, logger) if evaluator is not None and (
+                    epoch % cfg.eval_every == 0 or epoch == cfg.epoch_size) else None
+                if results is not None:
+                    metrics.update(results)
                     if metrics["seg_mAP"] < 0:
                         logger.warning("%s holds no ground-truth instance: its mAP is undefined (-1), so no best "
                                        "checkpoint is kept", cfg.val_dataset)

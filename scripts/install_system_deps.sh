@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages the project needs: OpenMPI (for mpi4py and distributed training) and a C++ compiler
+# Installs the system packages the project needs: OpenMPI (mpirun, the launcher of distributed GPU training) and a C++ compiler
 # (for the custom RoIAlign kernels); with --browser also Chromium and its driver (for the claims page's browser test).
 # Uses apt-get; run as root or with sudo available.
 # Usage: bash scripts/install_system_deps.sh [--browser]
@@ -11,8 +11,6 @@ if [ "${1:-}" = "--browser" ]; then
     command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 fi
 command -v mpirun >/dev/null 2>&1 || packages+=(openmpi-bin)
-[ -e /usr/include/x86_64-linux-gnu/openmpi/mpi.h ] || [ -n "$(find /usr/include /usr/lib -name mpi.h -path '*openmpi*' 2>/dev/null | head -1)" ] \
-  || packages+=(libopenmpi-dev)
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 
 if [ ${#packages[@]} -eq 0 ]; then

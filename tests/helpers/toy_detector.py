@@ -10,7 +10,8 @@ from src.model_utils.config import Config
 
 
 class ToyDetector(nn.Cell):
-    """Six losses of a 1x1 convolution regressing the gt mask coverage. ``factors[i]`` multiplies the losses of call
+    """Six losses of a 1x1 convolution regressing each image's share of valid gt slots (a mean over the images, so
+    that a batch split over processes has the same mean gradient). ``factors[i]`` multiplies the losses of call
     i + 1 (the last factor holds for the calls after it; e.g. ``[1, 1, nan]``: NaN from the third call on)."""
 
     def __init__(self, cfg, factors: Sequence[float] = (1.0,)):
@@ -24,9 +25,9 @@ class ToyDetector(nn.Cell):
 
     def construct(self, img, img_meta, gt_bboxes, gt_labels, gt_valids, gt_masks):
         ops.assign_add(self.calls, Tensor(1, ms.int32))
-        prediction = self.conv(img[:, :, ::8, ::8] / 100.0).mean()
-        target = ops.cast(gt_valids, ms.float32).mean()
-        loss = (ops.square(prediction - target) + 0.01) * self.factors[ops.minimum(self.calls - 1, self.last)]
+        prediction = self.conv(img[:, :, ::8, ::8] / 100.0).mean(axis=(1, 2, 3))
+        target = ops.cast(gt_valids, ms.float32).mean(axis=1)
+        loss = (ops.square(prediction - target).mean() + 0.01) * self.factors[ops.minimum(self.calls - 1, self.last)]
         return loss, loss * 0.5, loss * 0.25, loss * 0.125, loss * 2.0, loss * 0.1
 
 

@@ -86,3 +86,18 @@ def test_damage_cost_app_passes_the_models_and_options(tmp_path):
     missing = subprocess.run(["bash", str(SCRIPTS / "run_damage_cost_app.sh"), "cfg.yaml", "model.ckpt",
                               "price.json"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert missing.returncode == 1 and f"{tmp_path / 'cfg.yaml'} does not exist" in missing.stderr
+
+
+def test_distributed_gpu_launch_names_a_missing_mpirun_or_nccl(tmp_path):
+    for name in ("cfg.yaml", "train", "val"):
+        (tmp_path / name).mkdir() if name != "cfg.yaml" else (tmp_path / name).touch()
+    args = ["bash", str(SCRIPTS / "run_distribute_train_gpu.sh"), "cfg.yaml", "2", "train", "val", "out", "brief"]
+    no_mpirun = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                               env={"PATH": "/usr/bin:/bin", "MPIRUN": str(tmp_path / "no-mpirun")})
+    assert no_mpirun.returncode == 1 and f"{tmp_path / 'no-mpirun'} not found: install OpenMPI" in no_mpirun.stderr
+    no_nccl = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin", "MPIRUN": "true", "LD_LIBRARY_PATH": str(tmp_path)})
+    if no_nccl.returncode == 0:
+        pytest.skip("this machine has NCCL")
+    assert no_nccl.returncode == 1 and "NCCL (libnccl.so) not found" in no_nccl.stderr
+    assert not (tmp_path / "LOG").exists()
