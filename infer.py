@@ -100,7 +100,7 @@ def draw_overlay(image: np.ndarray, detections: Sequence[Dict[str, object]], cla
     of the class colour above the box."""
     canvas = image.astype(np.float32)
     for detection in detections:
-        mask = detection["mask"].astype(bool)
+        mask = np.asarray(detection["mask"], dtype=bool)
         canvas[mask] = 0.5 * canvas[mask] + 0.5 * np.array(label_color(detection["label"]), np.float32)
     canvas = canvas.clip(0, 255).astype(np.uint8)
     for detection in detections:

@@ -99,14 +99,18 @@ def test_paste_mask_on_a_known_box():
     probs = np.zeros((28, 28), dtype=np.float32)
     probs[:, :14] = 0.9  # left half of the box
     pasted = paste_mask(probs, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5)
+    assert pasted.crop.shape == (28, 28) and (pasted.top, pasted.left) == (20, 10)  # only the box is held
+    pasted = np.asarray(pasted)
     expected = rectangle_mask(60, 50, 10, 20, 24, 48)
     assert np.array_equal(pasted, expected)
     # a 56x56 box: the resized map doubles, still the left half
-    pasted = paste_mask(probs, (0, 0, 56, 56), img_h=60, img_w=80, threshold=0.5)
+    pasted = np.asarray(paste_mask(probs, (0, 0, 56, 56), img_h=60, img_w=80, threshold=0.5))
     assert pasted[:56, :27].all() and not pasted[:, 29:].any() and not pasted[56:].any()
     # a box leaving the image is cut, not wrapped
     pasted = paste_mask(np.ones((28, 28), np.float32), (40, 50, 68, 78), img_h=60, img_w=50, threshold=0.5)
-    assert np.array_equal(pasted, rectangle_mask(60, 50, 40, 50, 50, 60))
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 40, 50, 50, 60)) and pasted.crop.shape == (10, 10)
+    outside = paste_mask(np.ones((28, 28), np.float32), (70, 70, 90, 90), img_h=60, img_w=50, threshold=0.5)
+    assert outside.sum() == 0 and not np.asarray(outside).any()
 
 
 def test_postprocess_rescales_boxes_clips_and_drops_invalid():

@@ -1,15 +1,19 @@
 """Tests of infer.py with the real (randomly initialised) tiny model in PYNATIVE mode."""
 import json
+import subprocess
+import sys
 
 import cv2
 import mindspore as ms
 import numpy as np
 from pycocotools import mask as mask_utils
 import pytest
+import yaml
 
 import infer
 from src.model_utils.config import Config
 from src.network_define import build_detector
+from tests.conftest import PROJECT_ROOT
 
 
 def test_list_images_filters_extensions_case_insensitively(tmp_path):
@@ -69,3 +73,37 @@ def test_infer_writes_model_zoo_json_and_overlays(tiny_cfg, tmp_path, parts_data
 def test_output_names_keep_the_stem_unless_two_images_share_it(tmp_path):
     assert infer.output_names([tmp_path / "a.jpg", tmp_path / "a.png", tmp_path / "b.bmp"], "_pred") == {
         tmp_path / "a.jpg": "a_pred.png", tmp_path / "a.png": "a.png_pred.png", tmp_path / "b.bmp": "b_pred.png"}
+
+
+PEAK_MEMORY_MB = 1500
+
+
+def test_a_24_megapixel_photo_is_predicted_under_a_memory_bound(tiny_cfg, tmp_path):
+    """100 detections on a 6000x4000 photo: full-size masks would take 2.4 GB; box-sized ones keep infer.py's peak
+    resident memory (MindSpore and the model included) under PEAK_MEMORY_MB."""
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    images = tmp_path / "images"
+    images.mkdir()
+    gradient = np.linspace(0, 255, 6000, dtype=np.float32)[None, :, None] * np.ones((4000, 1, 3), np.float32)
+    cv2.imwrite(str(images / "big.jpg"), gradient.astype(np.uint8))
+    values = tiny_cfg.to_dict()
+    values.update(mode="pynative", img_width=64, img_height=64, checkpoint_path=str(tmp_path / "model.ckpt"))
+    values["test_cfg"]["rcnn"].update(score_thr=0.0, max_per_img=100, iou_threshold=1.0)  # no suppression
+    values["test_cfg"]["rpn"]["max_per_img"] = 200
+    values["roi"]["sample_num"] = 128  # the NMS candidates
+    cfg = Config.from_dict(values)
+    model, _ = build_detector(cfg)
+    ms.save_checkpoint(model, cfg.checkpoint_path)
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(values))
+    script = ("import resource, sys, infer; infer.main(sys.argv[1:]); "
+              "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", script, "--config_path", str(config_path), "--pred_input",
+                             str(images), "--pred_output", str(tmp_path / "pred.json")], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((tmp_path / "pred.json").read_text())[str(images / "big.jpg")]
+    assert (written["height"], written["width"]) == (4000, 6000) and len(written["predictions"]) == 100
+    peak_mb = int(result.stdout.split("peak")[-1]) / 1024.0
+    print(f"peak resident memory {peak_mb:.0f} MB")
+    assert peak_mb < PEAK_MEMORY_MB, f"peak resident memory {peak_mb:.0f} MB"
