@@ -36,9 +36,10 @@ from src.callback import (EPOCH_COLUMNS, STATE_PREFIX, STEP_COLUMNS, CheckpointM
 from src.lr_schedule import get_lr
 from src.model_utils.config import Config, ConfigError, parse_cli
 from src.model_utils.device_adapter import init_env
-from src.network_define import TrainStep, build_detector, build_optimizer, count_parameters, load_weights
+from src.network_define import TrainStep, build_detector, build_optimizer, count_parameters
 from src.training.distributed import all_gather_bytes
 from src.training.divergence_guard import DivergenceError, DivergenceGuard, ParameterSnapshot, scale_learning_rate
+from src.training.pretrained import check_backbone_start, load_pretrained
 from src.training.resume import EXPERIMENT_CONFIG, resolve_resume, resume_config
 from src.training.stop_signal import StopSignal
 
@@ -142,6 +143,17 @@ class TrainingStopped(RuntimeError):
         self.exit_code = exit_code
 
 
+def scale_lr_by_batch(cfg: Config) -> None:
+    """With ``auto_scale_lr.enable``, the linear scaling rule: ``lr`` (and ``min_lr``) was set for
+    ``auto_scale_lr.base_batch_size`` images per update and becomes lr x (device_num x batch_size x accumulate_step)
+    / base_batch_size; the config's value is kept in ``auto_scale_lr.lr_at_base`` (config.yaml records both)."""
+    if not cfg.auto_scale_lr.enable:
+        return
+    factor = cfg.device_num * cfg.batch_size * cfg.accumulate_step / cfg.auto_scale_lr.base_batch_size
+    cfg.auto_scale_lr.lr_at_base = cfg.lr
+    cfg.lr, cfg.min_lr = cfg.lr * factor, cfg.min_lr * factor
+
+
 def start_position(checkpoint: Optional[Path]) -> Tuple[int, int, int, int]:
     """(epoch, batches of it already done, global step, rollbacks) to start from: (1, 0, 0, 0) for a new run."""
     if checkpoint is None:
@@ -169,6 +181,9 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     SIGINT/SIGTERM (after writing a checkpoint)."""
     init_env(cfg)
     is_main = cfg.rank_id == 0
+    if not cfg.resume:
+        check_backbone_start(cfg)
+        scale_lr_by_batch(cfg)
     resume_checkpoint: Optional[Path] = None
     if cfg.resume:
         exp_dir, resume_checkpoint = resolve_resume(cfg.resume)
@@ -199,17 +214,20 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                          f"epoch of {cfg.train_dataset}")
     logger.info("Creating network...")
     model, infer_net = build_detector(cfg)
-    if cfg.pre_trained and resume_checkpoint is None:
-        logger.info("Load pretrained weights from %s (finetune: %d)...", cfg.pre_trained, cfg.finetune)
-        missing, skipped = load_weights(model, ms.load_checkpoint(cfg.pre_trained), bool(cfg.finetune),
-                                        cfg.pre_trained)
-        logger.info("Loaded %d parameters; %d model parameters left as initialised; %d checkpoint entries skipped",
-                    len(list(model.get_parameters())) - len(missing), len(missing), len(skipped))
+    if resume_checkpoint is None:
+        if cfg.backbone.pretrained:
+            logger.info("%s", load_pretrained(model, cfg.backbone.pretrained, "backbone.pretrained", True))
+        if cfg.pre_trained:
+            logger.info("%s", load_pretrained(model, cfg.pre_trained, "pre_trained", False, bool(cfg.finetune)))
     total_params, trainable_params = count_parameters(model)
     logger.info("Number of parameters: %d (trainable: %d)", total_params, trainable_params)
     logger.info("Device type: %s", cfg.device_target)
     logger.info("Creating criterion, lr and opt objects...")
     learning_rates = get_lr(cfg, steps_per_epoch // cfg.accumulate_step)
+    logger.info("Learning rate %g for %d images per update (%d device(s) x %d x %d accumulation)%s", cfg.lr,
+                cfg.device_num * cfg.batch_size * cfg.accumulate_step, cfg.device_num, cfg.batch_size,
+                cfg.accumulate_step, f", scaled from {cfg.auto_scale_lr.lr_at_base:g} for "
+                f"{cfg.auto_scale_lr.base_batch_size} (auto_scale_lr)" if cfg.auto_scale_lr.enable else "")
     optimizer = build_optimizer(cfg, model.trainable_params(), learning_rates)
     trainer = TrainStep(model, optimizer, cfg)
     guard = DivergenceGuard(cfg.divergence_guard, rollbacks)

@@ -1,0 +1,237 @@
+"""Weight conversion: state dicts and pickles built with the source projects' exact names and layouts land on the
+right parameters of this project's models, with the right values, and the command line checks them."""
+import pickle
+import sys
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor, nn
+
+from src.blocks.ms_rcnn import MsRcnn
+from src.converters import readers
+from src.converters.detector_keys import rename_mmdet
+from src.converters.resnet_keys import BN_EPS, rename_detectron2_caffe, rename_mindspore_zoo, rename_torchvision
+from src.model_utils.config import load_config
+from src.network_define import load_weights
+from src.tools import convert_weights
+from tests.conftest import PROJECT_ROOT, TINY_CONFIG
+
+R50_CONFIG = PROJECT_ROOT / "configs" / "ms_rcnn_r50_caffe_fpn_1x_coco.yaml"
+BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+def bottleneck_resnet(depth: int, bn_names: tuple, downsample: str, rng: np.random.Generator) -> dict:
+    """A ResNet-50/101 state dict in the torchvision layout (``bn_names`` and ``downsample`` rename the parts for
+    the MindSpore model zoo: ('gamma', 'beta', 'moving_mean', 'moving_variance') and 'down_sample_layer')."""
+    weights = {"conv1.weight": rng.standard_normal((64, 3, 7, 7)).astype(np.float32)}
+
+    def bn(prefix: str, channels: int) -> None:
+        for field in bn_names:
+            weights[f"{prefix}.{field}"] = rng.uniform(0.5, 1.5, channels).astype(np.float32)
+        if bn_names[0] == "weight":
+            weights[f"{prefix}.num_batches_tracked"] = np.array(7, np.int64)
+
+    bn("bn1", 64)
+    in_channels = 64
+    for stage, blocks in enumerate(BLOCKS[depth]):
+        width = 64 * 2 ** stage
+        for block in range(blocks):
+            prefix = f"layer{stage + 1}.{block}"
+            for index, (out_c, in_c, k) in enumerate(((width, in_channels, 1), (width, width, 3),
+                                                      (4 * width, width, 1)), start=1):
+                weights[f"{prefix}.conv{index}.weight"] = rng.standard_normal((out_c, in_c, k, k)).astype(np.float32)
+                bn(f"{prefix}.bn{index}", out_c)
+            if block == 0:
+                weights[f"{prefix}.{downsample}.0.weight"] = rng.standard_normal(
+                    (4 * width, in_channels, 1, 1)).astype(np.float32)
+                bn(f"{prefix}.{downsample}.1", 4 * width)
+            in_channels = 4 * width
+    return weights
+
+
+TORCH_BN = ("weight", "bias", "running_mean", "running_var")
+MINDSPORE_BN = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def backbone_shapes(config=R50_CONFIG, **overrides) -> dict:
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    cfg = load_config(config, overrides)
+    return {parameter.name[len("backbone."):]: tuple(parameter.shape)
+            for parameter in MsRcnn(cfg).backbone.get_parameters()}
+
+
+def test_torchvision_resnet50_covers_the_backbone_value_for_value():
+    source = bottleneck_resnet(50, TORCH_BN, "downsample", np.random.default_rng(0))
+    source.update({"fc.weight": np.zeros((1000, 2048), np.float32), "fc.bias": np.zeros(1000, np.float32)})
+    converted, left_out = rename_torchvision(source)
+    assert sorted(left_out) == sorted(["fc.weight", "fc.bias"] + [name for name in source
+                                                                   if name.endswith("num_batches_tracked")])
+    shapes = backbone_shapes(**{"backbone.style": "pytorch"})
+    assert set(converted) == set(shapes)
+    assert all(tuple(converted[name].shape) == shape for name, shape in shapes.items())
+    assert converted["stem.bn.moving_variance"] is source["bn1.running_var"]
+    assert converted["stages.2.5.conv2.conv.weight"] is source["layer3.5.conv2.weight"]
+    assert converted["stages.3.0.downsample.bn.gamma"] is source["layer4.0.downsample.1.weight"]
+    assert converted["stages.1.3.conv3.bn.beta"] is source["layer2.3.bn3.bias"]
+
+
+def test_mindspore_zoo_resnet101_covers_the_backbone():
+    source = bottleneck_resnet(101, MINDSPORE_BN, "down_sample_layer", np.random.default_rng(1))
+    source.update({"end_point.weight": np.zeros((1001, 2048), np.float32), "moments.conv1.weight": np.zeros(1)})
+    converted, left_out = rename_mindspore_zoo(source)
+    assert sorted(left_out) == ["end_point.weight", "moments.conv1.weight"]
+    shapes = backbone_shapes(**{"backbone.depth": 101})
+    assert set(converted) == set(shapes) and all(tuple(converted[n].shape) == s for n, s in shapes.items())
+    assert converted["stages.2.22.conv1.bn.moving_mean"] is source["layer3.22.bn1.moving_mean"]
+    assert converted["stages.0.0.downsample.conv.weight"] is source["layer1.0.down_sample_layer.0.weight"]
+
+
+def detectron2_msra(torch_layout: dict) -> dict:
+    """The MSRA caffe2 names of a torchvision-layout ResNet (frozen BN: scale and bias only)."""
+    blobs = {"conv1_w": torch_layout["conv1.weight"], "res_conv1_bn_s": torch_layout["bn1.weight"],
+             "res_conv1_bn_b": torch_layout["bn1.bias"], "fc1000_w": np.zeros((1000, 2048), np.float32)}
+    branches = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c"}
+    for name, value in torch_layout.items():
+        if not name.startswith("layer"):
+            continue
+        parts = name.split(".")
+        layer, block, part, field = parts[0], parts[1], parts[2], parts[-1]
+        stage = int(layer[5:]) + 1
+        if part == "downsample":
+            branch, kind = "branch1", ("conv" if parts[3] == "0" else "bn")
+        else:
+            branch = branches[part if part.startswith("conv") else f"conv{part[2:]}"]
+            kind = "conv" if part.startswith("conv") else "bn"
+        if kind == "conv":
+            blobs[f"res{stage}_{block}_{branch}_w"] = value
+        elif field in ("weight", "bias"):
+            blobs[f"res{stage}_{block}_{branch}_bn_{'s' if field == 'weight' else 'b'}"] = value
+    return blobs
+
+
+def test_detectron2_msra_pickle_covers_the_caffe_backbone_and_keeps_the_affine_channels(tmp_path: Path):
+    blobs = detectron2_msra(bottleneck_resnet(50, TORCH_BN, "downsample", np.random.default_rng(2)))
+    path = tmp_path / "R-50.pkl"
+    path.write_bytes(pickle.dumps({"blobs": blobs, "__author__": "MSRA"}))
+    converted, left_out = rename_detectron2_caffe(readers.read_weights(path))
+    assert left_out == ["fc1000_w"]
+    shapes = backbone_shapes()
+    assert set(converted) == set(shapes) and all(tuple(converted[n].shape) == s for n, s in shapes.items())
+    assert np.array_equal(converted["stages.1.2.conv2.conv.weight"], blobs["res3_2_branch2b_w"])
+    scale, bias = blobs["res4_0_branch1_bn_s"], blobs["res4_0_branch1_bn_b"]
+    batch_norm = nn.BatchNorm2d(len(scale), eps=BN_EPS)
+    for field in ("gamma", "beta", "moving_mean", "moving_variance"):
+        getattr(batch_norm, field).set_data(Tensor(converted[f"stages.2.0.downsample.bn.{field}"]))
+    batch_norm.set_train(False)
+    x = np.random.default_rng(3).standard_normal((1, len(scale), 2, 2)).astype(np.float32)
+    expected = x * scale[None, :, None, None] + bias[None, :, None, None]
+    np.testing.assert_allclose(batch_norm(Tensor(x)).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pickles_with_anything_but_arrays_are_refused(tmp_path: Path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this would run",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"conv1_w": Payload()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        readers.read_weights(path)
+
+
+def mmdet_state_dict(model: MsRcnn, num_mask_convs: int, with_mask_iou: bool) -> dict:
+    """An mmdetection Mask (Scoring) R-CNN state dict for ``model``'s architecture, written from mmdetection's
+    module names (ResNet, FPN ``ConvModule.conv``, RPNHead, Shared2FCBBoxHead, FCNMaskHead, MaskIoUHead)."""
+    rng = np.random.default_rng(4)
+    params = {parameter.name: tuple(parameter.shape) for parameter in model.get_parameters()}
+    backbone = {name[len("backbone."):]: shape for name, shape in params.items() if name.startswith("backbone.")}
+    weights = {}
+    for name, shape in backbone.items():
+        parts = name.split(".")
+        if parts[0] == "stem":
+            source = "conv1.weight" if parts[1] == "conv" else f"bn1.{parts[2]}"
+        else:
+            layer, block, unit = f"layer{int(parts[1]) + 1}", parts[2], parts[3]
+            if unit == "downsample":
+                source = f"{layer}.{block}.downsample.{0 if parts[4] == 'conv' else 1}."
+            else:
+                source = f"{layer}.{block}.{unit if parts[4] == 'conv' else 'bn' + unit[4:]}."
+            source += "weight" if parts[4] == "conv" else parts[5]
+        source = source.replace(".gamma", ".weight").replace(".beta", ".bias").replace(
+            ".moving_mean", ".running_mean").replace(".moving_variance", ".running_var")
+        weights[f"backbone.{source}"] = rng.standard_normal(shape).astype(np.float32)
+    for name, shape in params.items():
+        parts = name.split(".")
+        if parts[0] == "neck":
+            weights[f"neck.{parts[1]}.{parts[2]}.conv.{parts[3]}"] = rng.standard_normal(shape).astype(np.float32)
+        elif parts[0] == "rpn_head":
+            weights[name] = rng.standard_normal(shape).astype(np.float32)
+    for name, shape in params.items():
+        head, rest = name.split(".", 1)
+        value = rng.standard_normal(shape).astype(np.float32)
+        if head == "bbox_head":
+            source = rest.replace("shared_fc1", "shared_fcs.0").replace("shared_fc2", "shared_fcs.1")
+            weights[f"roi_head.bbox_head.{source}"] = value
+        elif head == "mask_head":
+            index, field = int(rest.split(".")[1]), rest.split(".")[2]
+            part = f"convs.{index // 2}.conv" if index < 2 * num_mask_convs else (
+                "upsample" if index == 2 * num_mask_convs else "conv_logits")
+            weights[f"roi_head.mask_head.{part}.{field}"] = value
+        elif head == "mask_iou_head" and with_mask_iou:
+            layers = rest.split(".")
+            if layers[0] == "fc_mask_iou":
+                weights[f"roi_head.mask_iou_head.{rest}"] = value
+            else:
+                conv = ".conv" if layers[0] == "convs" else ""
+                weights[f"roi_head.mask_iou_head.{layers[0]}.{int(layers[1]) // 2}{conv}.{layers[2]}"] = value
+    return {f"module.{name}" if index % 7 == 0 else name: value for index, (name, value) in enumerate(weights.items())}
+
+
+@pytest.mark.parametrize("with_mask_iou", [True, False], ids=["ms-rcnn", "mask-rcnn"])
+def test_mmdet_detector_lands_on_every_parameter(with_mask_iou: bool):
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    model = MsRcnn(load_config(TINY_CONFIG))
+    source = mmdet_state_dict(model, num_mask_convs=2, with_mask_iou=with_mask_iou)
+    source["roi_head.bbox_head.fc_cls.weight"] = np.arange(6 * 64, dtype=np.float32).reshape(6, 64)
+    converted, left_out = rename_mmdet(source)
+    assert left_out == []
+    params = {parameter.name: parameter for parameter in model.get_parameters()}
+    expected = set(params) if with_mask_iou else {name for name in params if not name.startswith("mask_iou_head")}
+    assert set(converted) == expected
+    assert all(tuple(converted[name].shape) == tuple(params[name].shape) for name in converted)
+    cls_rows = converted["bbox_head.fc_cls.weight"]
+    assert np.array_equal(cls_rows[0], source["roi_head.bbox_head.fc_cls.weight"][5])  # background moves first
+    assert np.array_equal(cls_rows[1:], source["roi_head.bbox_head.fc_cls.weight"][:5])
+    upsample = next(value for name, value in source.items() if name.endswith("mask_head.upsample.weight"))
+    assert converted["mask_head.layers.4.weight"] is upsample  # (in, out, k, k), as Conv2dTranspose stores it
+    missing, skipped = load_weights(model, {name: ms.Parameter(Tensor(value), name=name)
+                                            for name, value in converted.items()})
+    assert skipped == [] and sorted(missing) == sorted(set(params) - expected)
+    assert np.array_equal(params["neck.fpn_convs.1.weight"].asnumpy(),
+                          next(v for n, v in source.items() if n.endswith("neck.fpn_convs.1.conv.weight")))
+
+
+def test_command_line_converts_checks_and_names_the_config_keys(tmp_path: Path, capsys):
+    source = bottleneck_resnet(50, MINDSPORE_BN, "down_sample_layer", np.random.default_rng(5))
+    source_path = tmp_path / "resnet50.ckpt"
+    ms.save_checkpoint([{"name": name, "data": Tensor(value)} for name, value in source.items()], str(source_path))
+    out = tmp_path / "backbone.ckpt"
+    assert convert_weights.main(["--from", "mindspore-resnet", str(source_path), "--out", str(out), "--config",
+                                 str(R50_CONFIG)]) == 0
+    printed = capsys.readouterr().out
+    assert "265 tensors converted" in printed and "265 of 265 backbone parameters covered" in printed
+    assert "backbone.style: pytorch, to_rgb: 1" in printed and "backbone.pretrained" in printed
+    written = ms.load_checkpoint(str(out))
+    assert np.array_equal(written["stages.3.2.conv3.conv.weight"].asnumpy(), source["layer4.2.conv3.weight"])
+    assert convert_weights.main(["--from", "detectron2", str(source_path), "--out", str(tmp_path / "x.ckpt")]) == 2
+    assert "has a detectron2 name" in capsys.readouterr().err
+
+
+def test_reading_pytorch_files_without_torch_says_what_to_install(tmp_path: Path, monkeypatch):
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"\x80\x02")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(RuntimeError, match=r"needs torch \(pip install torch\)"):
+        readers.read_weights(path)
