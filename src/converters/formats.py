@@ -5,18 +5,22 @@ ImageNet-trained backbones expect the input normalisation they were trained with
 model zoo's ResNets RGB with ImageNet mean and std and the stride on the 3x3 convolution (``style: pytorch``);
 detectron2's MSRA caffe ResNets BGR with the caffe means, unit std and the stride on the first 1x1 convolution
 (``style: caffe``). mmdetection detectors use the same two conventions (``_caffe_`` in a config name means the second)
-and the half-pixel RoIAlign (``aligned: True``) with adaptive sampling.
+and the half-pixel RoIAlign (``aligned: True``) with adaptive sampling; torchvision's Mask R-CNN the first, with the
+legacy RoIAlign (``aligned: False``) and 2 samples per bin side.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Tuple
 
 from src.converters.detector_keys import rename_mmdet
 from src.converters.resnet_keys import Weights, rename_detectron2_caffe, rename_mindspore_zoo, rename_torchvision
+from src.converters.torchvision_keys import rename_torchvision_maskrcnn
 
 PYTORCH_STYLE = {"backbone.style": "pytorch", "to_rgb": 1, "img_mean": [123.675, 116.28, 103.53],
                  "img_std": [58.395, 57.12, 57.375]}
 CAFFE_STYLE = {"backbone.style": "caffe", "to_rgb": 0, "img_mean": [103.53, 116.28, 123.675],
                "img_std": [1.0, 1.0, 1.0]}
+TORCHVISION_ROI = {"roi.roi_layer.aligned": False, "roi.roi_layer.sampling_ratio": 2,
+                   "mask_roi.roi_layer.aligned": False, "mask_roi.roi_layer.sampling_ratio": 2}
 MMDET_ROI = {"roi.roi_layer.aligned": True, "roi.roi_layer.sampling_ratio": 0, "mask_roi.roi_layer.aligned": True,
              "mask_roi.roi_layer.sampling_ratio": 0}
 
@@ -40,6 +44,9 @@ FORMATS: Dict[str, SourceFormat] = {
                                      rename_mindspore_zoo, True, {"always": PYTORCH_STYLE}),
     "detectron2": SourceFormat("detectron2 MSRA caffe ResNet-50/101 ImageNet weights (.pkl)", rename_detectron2_caffe,
                                True, {"always": CAFFE_STYLE}),
+    "torchvision-maskrcnn": SourceFormat(
+        "torchvision maskrcnn_resnet50_fpn COCO detector (.pth; the MaskIoU head stays freshly initialised)",
+        rename_torchvision_maskrcnn, False, {"always": {**PYTORCH_STYLE, **TORCHVISION_ROI, "num_classes": 81}}),
     "mmdet": SourceFormat("mmdetection Mask Scoring R-CNN / Mask R-CNN detector (.pth)", rename_mmdet, False,
                           {"caffe-style model (_caffe_ in its config name)": {**CAFFE_STYLE, **MMDET_ROI},
                            "pytorch-style model": {**PYTORCH_STYLE, **MMDET_ROI}}),

@@ -235,3 +235,59 @@ def test_reading_pytorch_files_without_torch_says_what_to_install(tmp_path: Path
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(RuntimeError, match=r"needs torch \(pip install torch\)"):
         readers.read_weights(path)
+
+
+def torchvision_maskrcnn_state_dict(rng: np.random.Generator) -> dict:
+    """``maskrcnn_resnet50_fpn`` names and shapes (torchvision >= 0.13 module layout, FrozenBatchNorm2d)."""
+    body = bottleneck_resnet(50, TORCH_BN, "downsample", rng)
+    weights = {f"backbone.body.{name}": value for name, value in body.items()
+               if not name.endswith("num_batches_tracked")}
+
+    def random(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    for level, channels in enumerate((256, 512, 1024, 2048)):
+        weights.update({f"backbone.fpn.inner_blocks.{level}.0.weight": random(256, channels, 1, 1),
+                        f"backbone.fpn.inner_blocks.{level}.0.bias": random(256),
+                        f"backbone.fpn.layer_blocks.{level}.0.weight": random(256, 256, 3, 3),
+                        f"backbone.fpn.layer_blocks.{level}.0.bias": random(256)})
+    weights.update({"rpn.head.conv.0.0.weight": random(256, 256, 3, 3), "rpn.head.conv.0.0.bias": random(256),
+                    "rpn.head.cls_logits.weight": random(3, 256, 1, 1), "rpn.head.cls_logits.bias": random(3),
+                    "rpn.head.bbox_pred.weight": random(12, 256, 1, 1), "rpn.head.bbox_pred.bias": random(12),
+                    "roi_heads.box_head.fc6.weight": random(1024, 256 * 7 * 7), "roi_heads.box_head.fc6.bias":
+                    random(1024), "roi_heads.box_head.fc7.weight": random(1024, 1024),
+                    "roi_heads.box_head.fc7.bias": random(1024),
+                    "roi_heads.box_predictor.cls_score.weight": random(91, 1024),
+                    "roi_heads.box_predictor.cls_score.bias": np.arange(91, dtype=np.float32),
+                    "roi_heads.box_predictor.bbox_pred.weight": random(91 * 4, 1024),
+                    "roi_heads.box_predictor.bbox_pred.bias": np.arange(91 * 4, dtype=np.float32),
+                    "roi_heads.mask_predictor.conv5_mask.weight": random(256, 256, 2, 2),
+                    "roi_heads.mask_predictor.conv5_mask.bias": random(256),
+                    "roi_heads.mask_predictor.mask_fcn_logits.weight": random(91, 256, 1, 1),
+                    "roi_heads.mask_predictor.mask_fcn_logits.bias": np.arange(91, dtype=np.float32)})
+    for index in range(4):
+        weights[f"roi_heads.mask_head.{index}.0.weight"] = random(256, 256, 3, 3)
+        weights[f"roi_heads.mask_head.{index}.0.bias"] = random(256)
+    return weights
+
+
+def test_torchvision_maskrcnn_maps_every_slot_to_its_coco_class():
+    from src.converters.torchvision_keys import rename_torchvision_maskrcnn
+
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    cfg = load_config(R50_CONFIG, {"backbone.style": "pytorch"})
+    source = torchvision_maskrcnn_state_dict(np.random.default_rng(6))
+    converted, left_out = rename_torchvision_maskrcnn(source)
+    assert left_out == []
+    params = {parameter.name: tuple(parameter.shape) for parameter in MsRcnn(cfg).get_parameters()}
+    assert set(converted) == {name for name in params if not name.startswith("mask_iou_head.")}
+    assert all(tuple(converted[name].shape) == params[name] for name in converted)
+    classes = list(cfg.coco_classes)
+    stop_sign, toothbrush = classes.index("stop sign"), classes.index("toothbrush")  # COCO ids 13 and 90
+    assert converted["bbox_head.fc_cls.bias"][[0, classes.index("car"), stop_sign, toothbrush]].tolist() == \
+        [0, 3, 13, 90]
+    assert converted["bbox_head.fc_reg.bias"][4 * (stop_sign - 1):4 * stop_sign].tolist() == [52, 53, 54, 55]
+    assert converted["mask_head.layers.10.bias"][toothbrush - 1] == 90
+    assert converted["neck.lateral_convs.2.weight"] is source["backbone.fpn.inner_blocks.2.0.weight"]
+    assert converted["mask_head.layers.6.weight"] is source["roi_heads.mask_head.3.0.weight"]
+    assert converted["backbone.stages.3.2.conv3.bn.moving_variance"] is source["backbone.body.layer4.2.bn3.running_var"]
