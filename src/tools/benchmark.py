@@ -1,22 +1,26 @@
 """Speed and memory of a config with random weights, printed as ONE JSON line.
 
-    python src/tools/benchmark.py CONFIG --mode train|infer --size H W [--batch B] [--steps N]
-                                  [--exec_mode graph|pynative] [--key value ...]
+    python -m src.tools.benchmark CONFIG --mode train|infer --size H W [--batch B] [--steps N]
+                                  [--peer torchvision] [--exec_mode graph|pynative] [--key value ...]
 
 train: milliseconds per training step (forward, backward, optimizer) on random images with random instances.
 infer: milliseconds per image including pre-processing (resize, normalise, pad) and host post-processing (boxes back
 to the image, mask pasting, RLE). The first call (GRAPH compilation) is reported separately as ``compile_s``;
 ``median_ms`` and ``min_ms`` are over the following ``--steps`` calls; ``peak_rss_mb`` is the process's maximum
-resident memory (host RAM, not device memory).
+resident memory (host RAM, not device memory). With ``--peer torchvision`` each step is followed by one step of
+torchvision's Mask R-CNN plus a MaskIoU head on the same work in another process (:mod:`src.tools.peer_torchvision`);
+``peer_*`` are its numbers and ``ratio`` is ours / peer of the median times.
 """
 import argparse
+import importlib.util
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -50,8 +54,45 @@ def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
     return [Tensor(array) for array in (img, meta, boxes, labels, valids, masks)]
 
 
-def benchmark(cfg: Config, mode: str, steps: int) -> dict:
-    """Run the benchmark; returns the JSON-able result."""
+class TorchvisionPeer:
+    """torchvision's Mask R-CNN doing the same work in its own process (:mod:`src.tools.peer_torchvision`), one step
+    per :meth:`step` call, so that the two are timed interleaved in one run."""
+
+    def __init__(self, cfg: Config, mode: str) -> None:
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
+            raise RuntimeError("--peer torchvision needs torch and torchvision (pip install torch torchvision); "
+                               "nothing else in this project uses them")
+        batch = cfg.batch_size if mode == "train" else 1
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "src.tools.peer_torchvision", "--mode", mode, "--size", str(cfg.img_height),
+             str(cfg.img_width), "--batch", str(batch), "--num-classes", str(cfg.num_classes), "--seed",
+             str(cfg.seed)], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def step(self) -> float:
+        """Seconds of one peer step."""
+        self.process.stdin.write("step\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the torchvision peer stopped (exit code {self.process.wait()})")
+        return float(answer) / 1000.0
+
+    def close(self) -> None:
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def summary(times: Sequence[float]) -> dict:
+    """compile_s (the first call), median_ms and min_ms of the others."""
+    steady = [1000.0 * value for value in times[1:]]
+    return {"compile_s": round(times[0], 3), "median_ms": round(statistics.median(steady), 2),
+            "min_ms": round(min(steady), 2)}
+
+
+def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) -> dict:
+    """Run the benchmark (with ``peer`` 'torchvision', interleaved with the peer's steps); returns the JSON-able
+    result."""
     from src.eval_utils import detect_image, encode_mask
     from src.lr_schedule import get_lr
     from src.model_utils.device_adapter import init_env
@@ -60,34 +101,43 @@ def benchmark(cfg: Config, mode: str, steps: int) -> dict:
     init_env(cfg)
     model, infer_net = build_detector(cfg)
     rng = np.random.default_rng(cfg.seed)
-    times = []
     if mode == "train":
         optimizer = build_optimizer(cfg, model.trainable_params(), get_lr(cfg, steps + 1))
         trainer = TrainStep(model, optimizer, cfg)
         batch = random_train_batch(cfg, rng)
-        for index in range(steps + 1):
-            start = time.perf_counter()
+
+        def run(index: int) -> None:
             trainer.step(batch, index)
-            times.append(time.perf_counter() - start)
     else:
         from src.data.transforms import TransformParams
 
         infer_net.set_train(False)
         params = TransformParams.from_config(cfg)
         image = rng.integers(0, 256, (cfg.img_height, cfg.img_width, 3), dtype=np.uint8)
-        for _ in range(steps + 1):
-            start = time.perf_counter()
+
+        def run(index: int) -> None:
             for detection in detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary):
                 encode_mask(detection["mask"])
-            times.append(time.perf_counter() - start)
-    steady = [1000.0 * value for value in times[1:]]
-    return {
+    peer_runner = TorchvisionPeer(cfg, mode) if peer == "torchvision" else None
+    times, peer_times = [], []
+    for index in range(steps + 1):
+        start = time.perf_counter()
+        run(index)
+        times.append(time.perf_counter() - start)
+        if peer_runner is not None:
+            peer_times.append(peer_runner.step())
+    result = {
         "mode": mode, "device_target": cfg.device_target, "exec_mode": cfg.mode,
         "size": [cfg.img_height, cfg.img_width], "batch": cfg.batch_size if mode == "train" else 1,
-        "steps": steps, "compile_s": round(times[0], 3),
-        "median_ms": round(statistics.median(steady), 2), "min_ms": round(min(steady), 2),
+        "steps": steps, **summary(times),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
+    if peer_runner is not None:
+        peer_runner.close()
+        peer_summary = summary(peer_times)
+        result.update({f"peer_{key}": value for key, value in peer_summary.items()}, peer=peer,
+                      ratio=round(result["median_ms"] / peer_summary["median_ms"], 3))
+    return result
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -98,6 +148,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True, help="input height width")
     parser.add_argument("--batch", type=int, default=None, help="train batch size (default: the config's)")
     parser.add_argument("--steps", type=int, default=5, help="timed calls after the first (default 5)")
+    parser.add_argument("--peer", choices=("torchvision",), default=None,
+                        help="also time torchvision's Mask R-CNN (+ a MaskIoU head) on the same work, interleaved, "
+                             "and print the ratio (needs torch and torchvision)")
     parser.add_argument("--exec_mode", choices=("graph", "pynative"), default=None,
                         help="MindSpore execution mode (the config key 'mode'; default: the config's)")
     args, overrides = parser.parse_known_args(argv)
@@ -110,7 +163,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         pairs["mode"] = args.exec_mode
     cfg = load_config(args.config, overrides + [token for key, value in pairs.items()
                                                 for token in (f"--{key}", str(value))])
-    print(json.dumps(benchmark(cfg, args.mode, args.steps)))
+    try:
+        print(json.dumps(benchmark(cfg, args.mode, args.steps, args.peer)))
+    except RuntimeError as error:
+        print(f"benchmark: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,108 @@
+"""The peer of ``src.tools.benchmark --peer torchvision``: torchvision's Mask R-CNN doing the same work, one step per
+request, in its own process (torch and MindSpore are never loaded together).
+
+    python -m src.tools.peer_torchvision --mode train|infer --size H W --batch B --num-classes C [--seed S]
+
+Reads one line per step from stdin (``step`` runs one, anything else ends) and answers each with the step's
+milliseconds. The model is ``maskrcnn_resnet50_fpn`` with random weights, frozen BatchNorm and the stem and first stage
+frozen (as the caffe configs), images kept at H x W, 100 detections per image at inference (score threshold 0 so
+that the work does not depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2
+fully connected layers) on 128 RoIs when training and 100 at inference, so that both sides do the same work. A
+training step has 3 random instances per image, like the benchmark's own batches.
+"""
+import argparse
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+MASK_IOU_ROIS = {"train": 128, "infer": 100}
+INSTANCES = 3
+
+
+class MaskIoUHead(nn.Module):
+    """The MaskIoU head of Mask Scoring R-CNN: [R,256,14,14] features + [R,1,28,28] mask -> [R, num_classes - 1]."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        layers: List[nn.Module] = []
+        for index in range(4):
+            layers += [nn.Conv2d(257 if index == 0 else 256, 256, 3, stride=2 if index == 3 else 1, padding=1),
+                       nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.fcs = nn.Sequential(nn.Linear(256 * 7 * 7, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                                 nn.Linear(1024, num_classes - 1))
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.max_pool2d(mask, 2)
+        return self.fcs(self.convs(torch.cat([features, pooled], 1)).flatten(1))
+
+
+def random_targets(batch: int, height: int, width: int, num_classes: int, rng: np.random.Generator) -> list:
+    targets = []
+    for _ in range(batch):
+        boxes, masks = [], np.zeros((INSTANCES, height, width), np.uint8)
+        for index in range(INSTANCES):
+            x1, y1 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+            x2, y2 = x1 + int(rng.integers(width // 8, width // 2)), y1 + int(rng.integers(height // 8, height // 2))
+            boxes.append([x1, y1, x2, y2])
+            masks[index, y1:y2, x1:x2] = 1
+        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32),
+                        "labels": torch.from_numpy(rng.integers(1, num_classes, INSTANCES)).long(),
+                        "masks": torch.from_numpy(masks)})
+    return targets
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("train", "infer"), required=True)
+    parser.add_argument("--size", type=int, nargs=2, required=True)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--num-classes", type=int, default=81)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    height, width = args.size
+    model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=args.num_classes, trainable_backbone_layers=3,
+        min_size=min(height, width), max_size=max(height, width), box_score_thresh=0.0, box_detections_per_img=100)
+    mask_iou_head = MaskIoUHead(args.num_classes)
+    images = [torch.randn(3, height, width) for _ in range(args.batch if args.mode == "train" else 1)]
+    rois = MASK_IOU_ROIS[args.mode]
+    if args.mode == "train":
+        model.train()
+        parameters = [p for p in list(model.parameters()) + list(mask_iou_head.parameters()) if p.requires_grad]
+        optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9)
+        targets = random_targets(args.batch, height, width, args.num_classes, rng)
+
+        def step() -> None:
+            losses = model(images, targets)
+            mask_iou = mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
+            loss = sum(losses.values()) + mask_iou.square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step() -> None:
+            with torch.no_grad():
+                model(images)
+                mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
+
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        start = time.perf_counter()
+        step()
+        print(f"{1000.0 * (time.perf_counter() - start):.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
