@@ -185,12 +185,18 @@ class TrainStep:
     For a network with ``priority_shapes`` (the detector) the samplers' priorities are drawn here, from
     ``(cfg.seed, cfg.rank_id, steps_taken)``: the stream depends only on how many steps were taken, so a run resumed
     with ``steps_taken`` set to its checkpoint's global step draws exactly what the interrupted run would have.
+
+    ``cfg.gt_buckets`` (sizes below ``num_gts``): a batch whose valid ground truths all sit in the first k slots, k
+    the smallest bucket that holds them, runs with its ground-truth columns cut to k, so the anchor and proposal
+    assignment do not work through padding; one graph is compiled per bucket used. The priorities are those of the
+    full batch, cut the same way, so the losses and updates are those of the uncut batch.
     """
 
     def __init__(self, network: nn.Cell, optimizer: nn.Optimizer, cfg: Config):
         self.network = network
         self.seed, self.rank = int(cfg.seed), int(cfg.rank_id)
         self.steps_taken = 0
+        self.gt_buckets = sorted({int(size) for size in cfg.gt_buckets if 0 < int(size) < int(cfg.num_gts)})
         self.accumulate_step = cfg.accumulate_step
         self.cell = TrainOneStepCell(network, optimizer, cfg.loss_scale, cfg.dynamic_loss_scale, cfg.grad_clip,
                                      cfg.accumulate_step, bool(cfg.run_distribute))
@@ -204,19 +210,34 @@ class TrainStep:
         """Switch the wrapped network between training and inference behaviour."""
         self.cell.set_train(mode)
 
-    def priorities(self, batch: Sequence[Tensor]) -> Tuple[Tensor, ...]:
-        """The samplers' priorities for the next step (none for a network without ``priority_shapes``)."""
+    def priorities(self, batch_size: int, num_gts: int, used_gts: int) -> Tuple[Tensor, ...]:
+        """The samplers' priorities for the next step, drawn for ``num_gts`` ground-truth slots and cut to
+        ``used_gts`` (none for a network without ``priority_shapes``)."""
         if not hasattr(self.network, "priority_shapes"):
             return ()
         rng = np.random.default_rng([self.seed, self.rank, self.steps_taken])
-        shapes = self.network.priority_shapes(int(batch[0].shape[0]), int(batch[2].shape[1]))
-        return tuple(Tensor(rng.random(shape, dtype=np.float32)) for shape in shapes)
+        full = [rng.random(shape, dtype=np.float32) for shape in self.network.priority_shapes(batch_size, num_gts)]
+        used = self.network.priority_shapes(batch_size, used_gts)
+        return tuple(Tensor(np.ascontiguousarray(values[:, :shape[1]])) for values, shape in zip(full, used))
+
+    def fit_gts(self, batch: Sequence[Tensor]) -> List[Tensor]:
+        """The batch with its ground-truth columns (gt_bboxes, gt_labels, gt_valids, gt_masks) cut to the smallest
+        bucket holding every valid one (the batch itself without buckets or when none is small enough)."""
+        if not self.gt_buckets or not hasattr(self.network, "priority_shapes"):
+            return list(batch)
+        valids = batch[4].asnumpy()
+        used = int(np.flatnonzero(valids.any(axis=0)).max()) + 1 if valids.any() else 1
+        bucket = next((size for size in self.gt_buckets if size >= used), None)
+        if bucket is None:
+            return list(batch)
+        return [*batch[:2], *(Tensor(np.ascontiguousarray(column.asnumpy()[:, :bucket])) for column in batch[2:6])]
 
     def step(self, batch: Sequence[Tensor], batch_index: int, max_loss: float = math.inf) -> StepResult:
         """Run one batch; with accumulation the update happens after batches ``k-1, 2k-1, ...`` of the epoch. A total
         loss above ``max_loss`` (or not finite) rejects the batch: nothing is updated."""
-        total, losses, overflow, scale, rejected = self.cell(Tensor(max_loss, ms.float32), *batch,
-                                                             *self.priorities(batch))
+        fitted = self.fit_gts(batch)
+        priorities = self.priorities(int(batch[0].shape[0]), int(batch[2].shape[1]), int(fitted[2].shape[1]))
+        total, losses, overflow, scale, rejected = self.cell(Tensor(max_loss, ms.float32), *fitted, *priorities)
         self.steps_taken += 1
         rejected = bool(rejected.asnumpy())
         updated = not rejected

@@ -52,14 +52,8 @@ def test_steps_lower_the_loss_and_frozen_parameters_are_left_out(tiny_cfg, tmp_p
     assert model.frozen.asnumpy().tolist() == [1.0, 1.0, 1.0]
 
 
-def test_real_tiny_model_steps_lower_the_loss(tiny_cfg, tmp_path):
-    from src.blocks.ms_rcnn import MsRcnn
-
-    cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.01)
-    ms.set_seed(0)
-    model = MsRcnn(cfg)
-    optimizer = build_optimizer(cfg, model.trainable_params(), np.full(8, 0.01, np.float32))
-    trainer = TrainStep(model, optimizer, cfg)
+def two_instance_batch(cfg):
+    """A batch of the tiny model: two bright rectangles per image, the other gt slots padding."""
     rng = np.random.default_rng(0)
     b, g, size = cfg.batch_size, cfg.num_gts, cfg.img_height
     img = rng.normal(size=(b, 3, size, size)).astype(np.float32)
@@ -72,12 +66,42 @@ def test_real_tiny_model_steps_lower_the_loss(tiny_cfg, tmp_path):
             gt_masks[image, gt, y1 // 2:y2 // 2, x1 // 2:x2 // 2] = 1
             gt_valids[image, gt] = True
             img[image, :, y1:y2, x1:x2] += 2.0 * (gt + 1)
-    batch = [Tensor(img), Tensor(np.tile(np.array([size, size, size, size, 1, 1], np.float32), (b, 1))),
-             Tensor(gt_bboxes), Tensor(np.where(gt_valids, 1, 0).astype(np.int32)), Tensor(gt_valids),
-             Tensor(gt_masks)]
+    return [Tensor(img), Tensor(np.tile(np.array([size, size, size, size, 1, 1], np.float32), (b, 1))),
+            Tensor(gt_bboxes), Tensor(np.where(gt_valids, 1, 0).astype(np.int32)), Tensor(gt_valids),
+            Tensor(gt_masks)]
+
+
+def test_real_tiny_model_steps_lower_the_loss(tiny_cfg, tmp_path):
+    from src.blocks.ms_rcnn import MsRcnn
+
+    cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.01)
+    ms.set_seed(0)
+    model = MsRcnn(cfg)
+    optimizer = build_optimizer(cfg, model.trainable_params(), np.full(8, 0.01, np.float32))
+    trainer = TrainStep(model, optimizer, cfg)
+    batch = two_instance_batch(cfg)
     losses = [trainer.step(batch, index).total_loss for index in range(6)]
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_gt_buckets_give_the_losses_and_updates_of_the_full_batch(tiny_cfg, tmp_path):
+    from src.blocks.ms_rcnn import MsRcnn
+    from src.model_utils.device_adapter import seed_everything
+
+    results = []
+    for buckets in ([], [4, 8]):
+        cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.01, gt_buckets=buckets)
+        seed_everything(cfg.seed)
+        model = MsRcnn(cfg)
+        trainer = TrainStep(model, build_optimizer(cfg, model.trainable_params(), np.full(4, 0.01, np.float32)), cfg)
+        batch = two_instance_batch(cfg)
+        losses = np.array([trainer.step(batch, index).losses for index in range(2)])
+        results.append((losses, {param.name: param.asnumpy() for param in model.trainable_params()}))
+    assert [int(column.shape[1]) for column in trainer.fit_gts(batch)[2:6]] == [4, 4, 4, 4]  # 2 valid of 16 slots
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-7)
+    for name, value in results[0][1].items():
+        np.testing.assert_allclose(results[1][1][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_accumulating_two_equal_batches_equals_one_step(tiny_cfg, tmp_path):

@@ -396,6 +396,7 @@ def validate(cfg: Config, source: str = "config") -> None:
                 "python_multiprocessing", "to_rgb", "keep_ratio"):
         check(key, lambda v: v in (0, 1), "0 or 1")
     check("accumulate_step", positive, ">= 1")
+    check("gt_buckets", lambda v: all(isinstance(size, int) and size > 0 for size in v), "a list of positive integers")
     check("auto_scale_lr.base_batch_size", positive, "> 0")
     for key in ("num_gts", "batch_size", "test_batch_size", "loss_scale", "epoch_size", "eval_every", "log_interval",
                 "device_num", "num_parallel_workers", "save_every", "keep_checkpoint_max", "keep_best_checkpoints_max"):
