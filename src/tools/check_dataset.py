@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from src.data import (ERROR, WARNING, DatasetError, Problem, format_problems, inspect_annotations, is_trainable,
-                      mask_tight_box, read_coco_json, resolve_dataset, segmentation_format, segmentation_to_mask,
-                      xywh_to_clipped_xyxy)
+                      mask_tight_box, read_coco_json, read_image, resolve_dataset, segmentation_format,
+                      segmentation_to_mask, xywh_to_clipped_xyxy)
 from src.model_utils.config import Config, ConfigError, load_config
 
 BOX_MASK_MIN_IOU = 0.9
@@ -68,6 +68,16 @@ def _check_annotation(annotation: dict, height: int, width: int, where: str) -> 
     return problems
 
 
+def _stored_size_matches(path: Path, height: object, width: object) -> bool:
+    """True when training reads the image at the annotated size anyway: a JPEG annotated as stored, before its EXIF
+    orientation (see :func:`src.data.read_image`)."""
+    try:
+        read_image(path, height, width)
+    except DatasetError:
+        return False
+    return True
+
+
 def _is_checkable(annotation: dict, height: int, width: int) -> bool:
     """Structure good enough to decode (other cases are already reported as errors by inspect_annotations)."""
     segmentation = annotation.get("segmentation")
@@ -105,7 +115,7 @@ def check_dataset(cfg: Config, dataset_path: str | Path, progress: bool = True) 
             pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if pixels is None:
                 problems.append(Problem(ERROR, "corrupt image", f"{path}: OpenCV cannot decode it"))
-            elif pixels.shape[:2] != (height, width):
+            elif pixels.shape[:2] != (height, width) and not _stored_size_matches(path, height, width):
                 problems.append(Problem(ERROR, "image size mismatch", f"{path}: the file is {pixels.shape[0]}x"
                                         f"{pixels.shape[1]} (h x w), the annotation file says {height}x{width}"))
         if not (isinstance(height, int) and isinstance(width, int)):

@@ -49,6 +49,19 @@ def test_clean_dataset_passes_without_warnings(tmp_path, capsys):
     assert "OK: 0 error(s), 0 warning(s)" in out and "6 instances usable for training" in out
 
 
+def test_exif_rotated_photos_annotated_either_way_pass(tmp_path, capsys):
+    """As training reads them (src.data.read_image): displayed (EXIF applied) or stored, whichever is annotated."""
+    from PIL import Image
+
+    root = _write(tmp_path, _clean_data())
+    for name, orientation in (("1.jpg", 6), ("2.jpg", 1)):
+        exif = Image.Exif()
+        exif[0x0112] = orientation  # 6: shown rotated 90 degrees, 64x48 (h x w) on screen
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(root / "data" / name, "JPEG", exif=exif.tobytes())
+    code, out = _run(root, capsys)
+    assert code == 0 and "image size mismatch" not in out, out
+
+
 def _unknown_category(data: dict, root: Path) -> None:
     data["categories"].append({"id": 99, "name": "fender"})
     data["annotations"][0]["category_id"] = 99
