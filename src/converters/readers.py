@@ -31,7 +31,8 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def _unwrap(data: object, path: Path) -> Weights:
-    """The ``{name: array}`` mapping of a loaded file (unwrapping ``state_dict``/``model``/``blobs``)."""
+    """The ``{name: array}`` mapping of a loaded file (unwrapping ``state_dict``/``model``/``blobs``; torch
+    tensors become numpy arrays)."""
     while isinstance(data, dict) and not any(hasattr(value, "shape") for value in data.values()):
         key = next((key for key in WRAPPERS if key in data), None)
         if key is None:
@@ -39,7 +40,8 @@ def _unwrap(data: object, path: Path) -> Weights:
         data = data[key]
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of parameter names to arrays, got {type(data).__name__}")
-    weights = {str(name): np.asarray(value) for name, value in data.items() if hasattr(value, "shape")}
+    weights = {str(name): value.detach().numpy() if hasattr(value, "detach") else np.asarray(value)
+               for name, value in data.items() if hasattr(value, "shape")}
     if not weights:
         raise ValueError(f"{path}: holds no arrays")
     return weights
@@ -52,21 +54,7 @@ def read_torch(path: Path) -> Weights:
     except ImportError:
         raise RuntimeError(f"{path}: reading PyTorch files needs torch (pip install torch); it is not needed "
                            "anywhere else in this project") from None
-    data = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(data, dict):
-        data = {name: value.detach().numpy() if hasattr(value, "detach") else value for name, value in
-                _flatten_wrappers(data).items()}
-    return _unwrap(data, path)
-
-
-def _flatten_wrappers(data: dict) -> dict:
-    """The innermost mapping of tensors of a torch checkpoint."""
-    while not any(hasattr(value, "shape") for value in data.values()):
-        key = next((key for key in WRAPPERS if key in data and isinstance(data[key], dict)), None)
-        if key is None:
-            return data
-        data = data[key]
-    return data
+    return _unwrap(torch.load(str(path), map_location="cpu", weights_only=True), path)
 
 
 def read_pickle(path: Path) -> Weights:
