@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mindspore as ms
 import yaml
 
-from src.callback import (EPOCH_COLUMNS, STATE_PREFIX, STEP_COLUMNS, CheckpointManager, CsvLog, LossAverager,
+from src.callback import (EPOCH_COLUMNS, STEP_COLUMNS, CheckpointManager, CsvLog, LossAverager,
                           NonFiniteLossError, check_finite, format_step_line, read_checkpoint_state, setup_logger)
 from src.lr_schedule import get_lr
 from src.model_utils.config import Config, ConfigError, parse_cli
@@ -101,7 +101,7 @@ class TrainingEvaluator:
         from src.data import CocoDataset, create_dataset
 
         self.infer_net = infer_net
-        self.rank, self.size = (int(cfg.rank_id), int(cfg.device_num)) if cfg.run_distribute else (0, 1)
+        self.rank, self.size = int(cfg.rank_id), int(cfg.device_num)  # set by init_env
         self.coco = CocoDataset(cfg.val_dataset, cfg.coco_classes)
         self.dataset = create_dataset(cfg, cfg.val_dataset, mode="eval", num_shards=self.size, shard_id=self.rank)
         self.mask_thr_binary = float(cfg.test_cfg.rcnn.mask_thr_binary)
@@ -154,19 +154,18 @@ def scale_lr_by_batch(cfg: Config) -> None:
     cfg.lr, cfg.min_lr = cfg.lr * factor, cfg.min_lr * factor
 
 
-def start_position(checkpoint: Optional[Path]) -> Tuple[int, int, int, int]:
-    """(epoch, batches of it already done, global step, rollbacks) to start from: (1, 0, 0, 0) for a new run."""
-    if checkpoint is None:
+def start_position(param_dict: Optional[dict]) -> Tuple[int, int, int, int]:
+    """(epoch, batches of it already done, global step, rollbacks) stored in a loaded checkpoint: (1, 0, 0, 0) for
+    a new run (None)."""
+    if param_dict is None:
         return 1, 0, 0, 0
-    state = read_checkpoint_state(ms.load_checkpoint(str(checkpoint), choice_func=lambda name: name.startswith(
-        STATE_PREFIX)))
+    state = read_checkpoint_state(param_dict)
     return max(state["epoch"], 1), state["step"], state["global_step"], state["rollbacks"]
 
 
-def load_training_state(trainer: TrainStep, checkpoint: Path) -> None:
-    """Load every parameter of the training cell (weights, optimizer, loss scale, accumulation) from a checkpoint of
-    this experiment; the learning-rate schedule is rebuilt from the config instead."""
-    param_dict = ms.load_checkpoint(str(checkpoint))
+def load_training_state(trainer: TrainStep, param_dict: dict, checkpoint: Path) -> None:
+    """Load every parameter of the training cell (weights, optimizer, loss scale, accumulation) from ``param_dict``,
+    the loaded ``checkpoint`` of this experiment; the learning-rate schedule is rebuilt from the config instead."""
     not_loaded, _ = ms.load_param_into_net(
         trainer.cell, {name: value for name, value in param_dict.items() if name != SCHEDULE_PARAMETER})
     not_loaded = [name for name in not_loaded if name != SCHEDULE_PARAMETER]
@@ -193,7 +192,8 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
         write_provenance(exp_dir, cfg, argv, resume_checkpoint)
     logger = setup_logger(exp_dir / "train.log", cfg.rank_id)
     logger.info("Experiment folder: %s", exp_dir)
-    start_epoch, start_step, global_step, rollbacks = start_position(resume_checkpoint)
+    resume_params = ms.load_checkpoint(str(resume_checkpoint)) if resume_checkpoint is not None else None
+    start_epoch, start_step, global_step, rollbacks = start_position(resume_params)
     if start_epoch > cfg.epoch_size:
         logger.info("Nothing to do: the checkpoint already finished epoch %d of %d", start_epoch - 1, cfg.epoch_size)
         return exp_dir
@@ -233,7 +233,7 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
     guard = DivergenceGuard(cfg.divergence_guard, rollbacks)
     logger.info("    Done!")
     if resume_checkpoint is not None:
-        load_training_state(trainer, resume_checkpoint)
+        load_training_state(trainer, resume_params, resume_checkpoint)
         trainer.steps_taken = global_step
         if guard.rollbacks:
             scale_learning_rate(optimizer, learning_rates, guard.lr_scale)

@@ -60,16 +60,28 @@ def _gradient_reducer(weights: ParameterTuple, run_distribute: bool) -> nn.Cell:
     return nn.DistributedGradReducer(weights, mean=True, degree=get_group_size(), group=GlobalComm.WORLD_COMM_GROUP)
 
 
+class AllReduceSum(nn.Cell):
+    """Element-wise sum of a float32 tensor over all processes (the AllReduce MindSpore's CPU and GPU backends both
+    support)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.all_reduce = ops.AllReduce()
+
+    def construct(self, values: Tensor) -> Tensor:
+        return self.all_reduce(values)
+
+
 class _MeanOverDevices(nn.Cell):
     """Mean of a scalar over the devices of a distributed run."""
 
     def __init__(self, group_size: int):
         super().__init__()
-        self.all_reduce = ops.AllReduce()
+        self.sum = AllReduceSum()
         self.inverse_size = 1.0 / group_size
 
     def construct(self, value: Tensor) -> Tensor:
-        return self.all_reduce(value) * self.inverse_size
+        return self.sum(value) * self.inverse_size
 
 
 def _loss_mean(run_distribute: bool) -> nn.Cell:

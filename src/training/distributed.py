@@ -1,5 +1,5 @@
 """Collectives of a data-parallel run beyond the gradient all-reduce, built on the one operation MindSpore's CPU and GPU
-backends both support for any launcher: a float32 ``AllReduce`` (sum).
+backends both support for any launcher: a float32 ``AllReduce`` (sum, :class:`src.network_define.AllReduceSum`).
 
 :func:`all_gather_bytes` gives every process the byte strings of all processes (each byte is one float32 in a buffer
 where only its owner writes, so the sum is exact); the evaluation during training uses it to gather the predictions
@@ -9,25 +9,16 @@ of each process's shard of the validation set. No MPI Python binding is needed: 
 from typing import List
 
 import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor
+
+from src.network_define import AllReduceSum
 
 LENGTH_BASE = 65536  # lengths travel as two float32 digits, exact up to 2**32 bytes
 
 
-class _Sum(nn.Cell):
-    """Element-wise sum of a float32 tensor over all processes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.all_reduce = ops.AllReduce()
-
-    def construct(self, values: Tensor) -> Tensor:
-        return self.all_reduce(values)
-
-
 def all_gather_bytes(payload: bytes, rank: int, size: int) -> List[bytes]:
     """The ``payload`` of every process, in rank order (every process must call this with its own)."""
-    summing = _Sum()
+    summing = AllReduceSum()
     lengths = np.zeros((size, 2), np.float32)
     lengths[rank] = divmod(len(payload), LENGTH_BASE)
     lengths = summing(Tensor(lengths)).asnumpy().astype(np.int64)

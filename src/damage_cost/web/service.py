@@ -9,7 +9,7 @@ import base64
 import io
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
@@ -37,9 +37,6 @@ class UploadLimits:
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * 1024 * 1024)
-
-    def as_dict(self) -> Dict[str, object]:
-        return {"max_files": self.max_files, "max_request_mb": self.max_request_mb, "max_pixels": self.max_pixels}
 
 
 @dataclass(frozen=True)
@@ -125,5 +122,5 @@ class EstimateService:
 
     def health(self) -> Dict[str, object]:
         """``{"status": "ok", "models", "limits"}``."""
-        return {"status": "ok", "models": self.models, "limits": self.limits.as_dict()}
+        return {"status": "ok", "models": self.models, "limits": asdict(self.limits)}
 
