@@ -54,7 +54,7 @@ def evaluate(cfg: Config) -> dict:
         logger.info("Evaluating %s on %d images of %s", cfg.checkpoint_path, len(coco), cfg.val_dataset)
         start = time.perf_counter()
         predictions = run_inference(infer_net, dataset, coco.category_id_of, cfg.test_cfg.rcnn.mask_thr_binary,
-                                    known_image_ids=coco.image_ids)
+                                    known_image_ids=coco.image_ids, mask_paste=cfg.test_cfg.rcnn.mask_paste)
         elapsed = time.perf_counter() - start
         logger.info("Eval time: %.3f ms, per image time: %.3f ms", 1000.0 * elapsed,
                     1000.0 * elapsed / max(len(coco), 1))

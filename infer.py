@@ -142,7 +142,8 @@ def predict(cfg: Config) -> Dict[str, object]:
             logger.warning("Skipping %s: not readable as an image", path)
             skipped.append(str(path))
             continue
-        detections = detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary)
+        detections = detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary,
+                                  cfg.test_cfg.rcnn.mask_paste)
         results[str(path)] = {"height": int(image.shape[0]), "width": int(image.shape[1]),
                               "predictions": [prediction_entry(detection, cfg.coco_classes, category_of)
                                               for detection in detections]}

@@ -105,6 +105,7 @@ class TrainingEvaluator:
         self.coco = CocoDataset(cfg.val_dataset, cfg.coco_classes)
         self.dataset = create_dataset(cfg, cfg.val_dataset, mode="eval", num_shards=self.size, shard_id=self.rank)
         self.mask_thr_binary = float(cfg.test_cfg.rcnn.mask_thr_binary)
+        self.mask_paste = str(cfg.test_cfg.rcnn.mask_paste)
 
     def __call__(self) -> Optional[dict]:
         """The results of :func:`src.eval_utils.evaluate_predictions` on rank 0, None on the other ranks."""
@@ -112,7 +113,7 @@ class TrainingEvaluator:
 
         self.infer_net.set_train(False)
         predictions = run_inference(self.infer_net, self.dataset, self.coco.category_id_of, self.mask_thr_binary,
-                                    known_image_ids=self.coco.image_ids, progress=False)
+                                    known_image_ids=self.coco.image_ids, progress=False, mask_paste=self.mask_paste)
         if self.size > 1:
             shards = all_gather_bytes(json.dumps(predictions).encode("utf-8"), self.rank, self.size)
             if self.rank != 0:

@@ -2,7 +2,8 @@
 
 Post-processing (host side, per image): boxes go from network-input pixels back to the original image (divided by
 ``img_meta`` scale, clipped); each 28x28 mask probability map is resized to its box and pasted into an image-sized
-canvas, binarised at ``mask_thr_binary`` and RLE-encoded with pycocotools.
+canvas (``mask_paste``: 'box' or torchvision's way, see :func:`paste_mask`), binarised at ``mask_thr_binary`` and
+RLE-encoded with pycocotools.
 
 A prediction (one detection, what ``eval.py`` saves as JSON) is
 ``{"image_id", "category_id" (real COCO id), "label" (1..), "bbox": [x, y, w, h], "score" (class score),
@@ -17,7 +18,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -77,15 +78,41 @@ class BoxMask:
         return full if dtype is None else full.astype(dtype)
 
 
-def paste_mask(mask_prob: np.ndarray, box: Sequence[float], img_h: int, img_w: int, threshold: float) -> BoxMask:
+MASK_PASTE_MODES = ("box", "torchvision")
+
+
+def _torchvision_paste_box(box: Sequence[float], mask_size: int) -> Tuple[int, int, int, int]:
+    """(x1, y1, width, height) in whole pixels of torchvision's paste of an ``[S,S]`` map padded to ``[S+2,S+2]``:
+    the box widened about its centre by (S + 2) / S in float32, truncated towards zero, both ends included."""
+    box = np.asarray(box, dtype=np.float32)
+    scale = np.float32((mask_size + 2) / mask_size)
+    half_w, half_h = (box[2] - box[0]) * np.float32(0.5) * scale, (box[3] - box[1]) * np.float32(0.5) * scale
+    centre_x, centre_y = (box[2] + box[0]) * np.float32(0.5), (box[3] + box[1]) * np.float32(0.5)
+    x1, y1, x2, y2 = (int(value) for value in (centre_x - half_w, centre_y - half_h, centre_x + half_w,
+                                                centre_y + half_h))
+    return x1, y1, max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+
+
+def paste_mask(mask_prob: np.ndarray, box: Sequence[float], img_h: int, img_w: int, threshold: float,
+               mode: str = "box") -> BoxMask:
     """Paste one ``[S,S]`` mask probability map into an ``[img_h, img_w]`` {0,1} mask (a :class:`BoxMask`).
 
-    The map is resized (bilinear) to the box rounded to whole pixels, ``[round(x1), round(x2))`` by
-    ``[round(y1), round(y2))`` (at least 1x1), thresholded with ``prob > threshold`` and cut to the image.
+    mode 'box': the map is resized (bilinear, half-pixel centres) to the box rounded to whole pixels,
+    ``[round(x1), round(x2))`` by ``[round(y1), round(y2))`` (at least 1x1). mode 'torchvision' (its
+    ``paste_masks_in_image``): the map gets a border of zeros ([S+2, S+2]) and is resized to the box widened by
+    (S + 2) / S and truncated to whole pixels, ``x1..x2`` inclusive (:func:`_torchvision_paste_box`). Then
+    thresholded with ``prob > threshold`` and cut to the image.
     """
-    x1, y1, x2, y2 = (int(round(float(value))) for value in box)
-    width, height = max(x2 - x1, 1), max(y2 - y1, 1)
-    resized = cv2.resize(np.asarray(mask_prob, dtype=np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    mask_prob = np.asarray(mask_prob, dtype=np.float32)
+    if mode == "torchvision":
+        mask_prob = np.pad(mask_prob, 1)
+        x1, y1, width, height = _torchvision_paste_box(box, mask_prob.shape[-1] - 2)
+    elif mode == "box":
+        x1, y1, x2, y2 = (int(round(float(value))) for value in box)
+        width, height = max(x2 - x1, 1), max(y2 - y1, 1)
+    else:
+        raise ValueError(f"mask_paste: expected one of {MASK_PASTE_MODES}, got '{mode}'")
+    resized = cv2.resize(mask_prob, (width, height), interpolation=cv2.INTER_LINEAR)
     box_mask = (resized > threshold).astype(np.uint8)
     left, top = min(max(x1, 0), img_w), min(max(y1, 0), img_h)
     right, bottom = max(min(x1 + width, img_w), left), max(min(y1 + height, img_h), top)
@@ -107,10 +134,11 @@ def decode_mask(rle: Dict[str, object]) -> np.ndarray:
 
 
 def postprocess_image(bboxes: np.ndarray, labels: np.ndarray, cls_scores: np.ndarray, mask_probs: np.ndarray,
-                      mask_ious: np.ndarray, valids: np.ndarray, img_meta: np.ndarray,
-                      mask_thr_binary: float) -> List[Dict[str, object]]:
+                      mask_ious: np.ndarray, valids: np.ndarray, img_meta: np.ndarray, mask_thr_binary: float,
+                      mask_paste: str = "box") -> List[Dict[str, object]]:
     """Detections of one image from the inference outputs (``[M,4]``, ``[M]``, ``[M]``, ``[M,S,S]``, ``[M]``,
-    ``[M]`` bool, ``[6]``). Returns a list, by decreasing class score, of
+    ``[M]`` bool, ``[6]``), masks pasted by :func:`paste_mask` in mode ``mask_paste`` (test_cfg.rcnn.mask_paste).
+    Returns a list, by decreasing class score, of
     ``{"box": [x1,y1,x2,y2] original pixels, "label", "score", "mask_iou" (the predicted IoU clipped to [0, 1]: the
     regression is unbounded), "mask": :class:`BoxMask` of [orig_h, orig_w]}``."""
     orig_h, orig_w = int(round(float(img_meta[0]))), int(round(float(img_meta[1])))
@@ -124,7 +152,7 @@ def postprocess_image(bboxes: np.ndarray, labels: np.ndarray, cls_scores: np.nda
             "label": int(labels[index]),
             "score": float(cls_scores[index]),
             "mask_iou": float(np.clip(mask_ious[index], 0.0, 1.0)),
-            "mask": paste_mask(mask_probs[index], box, orig_h, orig_w, mask_thr_binary),
+            "mask": paste_mask(mask_probs[index], box, orig_h, orig_w, mask_thr_binary, mask_paste),
         })
     return detections
 
@@ -135,8 +163,8 @@ def xyxy_to_xywh(box: Sequence[float]) -> List[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def detect_image(infer_net: Callable, image_bgr: np.ndarray, params: "TransformParams",
-                 mask_thr_binary: float) -> List[Dict[str, object]]:
+def detect_image(infer_net: Callable, image_bgr: np.ndarray, params: "TransformParams", mask_thr_binary: float,
+                 mask_paste: str = "box") -> List[Dict[str, object]]:
     """Detections (:func:`postprocess_image`) of one BGR uint8 [H,W,3] image: resized, normalised and padded by
     ``params`` as at training time, run through ``infer_net(img, img_meta)`` as a batch of one."""
     from mindspore import Tensor
@@ -145,7 +173,7 @@ def detect_image(infer_net: Callable, image_bgr: np.ndarray, params: "TransformP
 
     img, meta = prepare_image(image_bgr, params)
     outputs = [output.asnumpy()[0] for output in infer_net(Tensor(img[None]), Tensor(meta[None]))]
-    return postprocess_image(*outputs, meta, mask_thr_binary)
+    return postprocess_image(*outputs, meta, mask_thr_binary, mask_paste)
 
 
 def to_prediction(detection: Dict[str, object], image_id: int, category_id: int) -> Dict[str, object]:
@@ -162,10 +190,11 @@ def to_prediction(detection: Dict[str, object], image_id: int, category_id: int)
 
 
 def run_inference(infer_net: Callable, dataset: "Dataset", category_id_of: Callable[[int], int], mask_thr_binary: float,
-                  known_image_ids: Optional[Iterable[int]] = None, progress: bool = True) -> List[Dict[str, object]]:
+                  known_image_ids: Optional[Iterable[int]] = None, progress: bool = True,
+                  mask_paste: str = "box") -> List[Dict[str, object]]:
     """Run ``infer_net(img, img_meta)`` over an eval-mode dataset (columns img, img_meta, image_id) and return the
-    predictions. Each image id is processed once; ids outside ``known_image_ids`` are dropped with a warning naming
-    them."""
+    predictions (masks pasted in mode ``mask_paste``). Each image id is processed once; ids outside
+    ``known_image_ids`` are dropped with a warning naming them."""
     from tqdm import tqdm
 
     known = set(int(image_id) for image_id in known_image_ids) if known_image_ids is not None else None
@@ -185,7 +214,8 @@ def run_inference(infer_net: Callable, dataset: "Dataset", category_id_of: Calla
                 continue
             seen.add(image_id)
             detections = postprocess_image(bboxes[index], labels[index], cls_scores[index], mask_probs[index],
-                                           mask_ious[index], valids[index], metas[index], mask_thr_binary)
+                                           mask_ious[index], valids[index], metas[index], mask_thr_binary,
+                                           mask_paste)
             predictions.extend(to_prediction(detection, image_id, category_id_of(detection["label"]))
                                for detection in detections)
     if unknown:

@@ -154,6 +154,33 @@ def test_stretch_when_keep_ratio_is_off():
     np.testing.assert_allclose(D.mask_tight_box(gt_masks[0]), [12.8, 12.8, 38.4, 64.0], atol=1.0)
 
 
+@pytest.mark.parametrize("orig, expected", [
+    ((480, 640), (800, 1066)),  # shorter side 800: scale 5/3, 640 * 5/3 = 1066.67 -> 1066
+    ((640, 480), (1066, 800)),
+    ((333, 1000), (443, 1333)),  # 800 / 333 would give a 2402-pixel long side: scale 1.333, 333 * 1.333 = 443.9
+    ((1000, 333), (1333, 443)),
+    ((800, 1333), (800, 1333)),
+])
+def test_short_long_resize_by_hand(orig, expected):
+    assert D.rescale_size(*orig, 1344, 1344, True, "short_long", 800, 1333) == expected
+
+
+def test_short_long_resize_that_overflows_the_canvas_names_both_sizes():
+    with pytest.raises(ValueError, match=r"480x640 resizes to 800x1066, which does not fit the 832x1024 canvas"):
+        D.rescale_size(480, 640, 832, 1024, True, "short_long", 800, 1333)
+
+
+def test_prepare_image_with_the_short_long_rule():
+    image = _striped_image(40, 50)
+    params = _params(resize_rule="short_long", resize_short_side=64, resize_long_side=100)
+    img, meta = D.prepare_image(image, params)
+    # scale = min(64 / 40, 100 / 50) = 1.6 -> content 64 x 80 on the 128 x 128 canvas
+    np.testing.assert_allclose(meta, [40, 50, 64, 80, 1.6, 1.6], rtol=1e-6)
+    resized = cv2.resize(image, (80, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    np.testing.assert_array_equal(img[:, :64, :80], resized.transpose(2, 0, 1))
+    assert not img[:, 64:, :].any() and not img[:, :, 80:].any()
+
+
 def test_normalize_converts_to_rgb_before_mean_and_std():
     pixel = np.array([[[10, 20, 30]]], np.uint8)
     np.testing.assert_allclose(D.normalize_image(pixel, [1, 2, 3], [2, 2, 2], to_rgb=True)[0, 0], [14.5, 9, 3.5])

@@ -113,6 +113,21 @@ def test_paste_mask_on_a_known_box():
     assert outside.sum() == 0 and not np.asarray(outside).any()
 
 
+def test_paste_mask_the_torchvision_way():
+    ones = np.ones((28, 28), np.float32)
+    # box (10, 20, 38, 48) widened by 30/28 about its centre (24, 34): (9, 19, 39, 49), both ends included, 31 x 31;
+    # the 30 x 30 map with its zero border resized onto it: the outer pixel rows and columns fall below 0.5
+    pasted = paste_mask(ones, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5, mode="torchvision")
+    assert (pasted.top, pasted.left) == (19, 9) and pasted.crop.shape == (31, 31)
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 10, 20, 39, 49))
+    # (-0.5, 0.3, 20.2, 55.9) widens to (-1.24, -1.69, 20.94, 57.89), truncated towards zero: x -1..20, y -1..57
+    # (22 x 59); rows -1 and 0 take 0 and 0.26 of the border, so the mask starts at y = 1; cut to the 50 x 20 image
+    pasted = paste_mask(ones, (-0.5, 0.3, 20.2, 55.9), img_h=50, img_w=20, threshold=0.5, mode="torchvision")
+    assert np.array_equal(pasted, rectangle_mask(50, 20, 0, 1, 20, 50))
+    with pytest.raises(ValueError, match=r"mask_paste: expected one of \('box', 'torchvision'\), got 'nearest'"):
+        paste_mask(ones, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5, mode="nearest")
+
+
 def test_postprocess_rescales_boxes_clips_and_drops_invalid():
     img_meta = np.array([50, 100, 25, 50, 0.5, 0.5], dtype=np.float32)  # original 50x100 shown at half size
     bboxes = np.array([[5, 5, 19, 12], [40, 10, 60, 30], [0, 0, 1, 1]], dtype=np.float32)

@@ -145,8 +145,9 @@ class MsRcnnInfer(nn.Cell):
     valids [B, M] bool), M = test_cfg.rcnn.max_per_img, valid detections first by decreasing cls_score. The final
     mask score is cls_score * mask_iou (left to the caller).
 
-    Proposals: test_cfg.rpn; the bbox head sees all of them; per-class NMS (test_cfg.rcnn) takes the roi.sample_num
-    highest-scoring (box, class) pairs of an image as candidates.
+    Proposals: test_cfg.rpn; the bbox head sees all of them; per-class NMS (test_cfg.rcnn) takes the
+    test_cfg.rcnn.max_candidates (0: roi.sample_num) highest-scoring (box, class) pairs of an image as candidates,
+    leaving out boxes with a side < test_cfg.rcnn.min_bbox_size.
     """
 
     def __init__(self, model: MsRcnn, img_shape: Optional[Sequence[int]] = None):
@@ -160,7 +161,8 @@ class MsRcnnInfer(nn.Cell):
         self.score_thr = float(rcnn_cfg.score_thr)
         self.iou_threshold = float(rcnn_cfg.iou_threshold)
         self.max_per_img = int(rcnn_cfg.max_per_img)
-        self.max_candidates = int(cfg.roi.sample_num)
+        self.max_candidates = int(rcnn_cfg.max_candidates) or int(cfg.roi.sample_num)
+        self.min_bbox_size = float(rcnn_cfg.min_bbox_size)
 
     def construct(self, img: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         model = self.model
@@ -180,7 +182,7 @@ class MsRcnnInfer(nn.Cell):
                                                            img_meta[image, 2:4])
             image_boxes, image_scores, image_labels, image_valids = multiclass_nms(
                 cls_prob, decoded, self.score_thr, self.iou_threshold, self.max_per_img, self.max_candidates,
-                proposal_valids[image])
+                proposal_valids[image], self.min_bbox_size)
             boxes.append(image_boxes)
             scores.append(image_scores)
             labels.append(image_labels)

@@ -4,7 +4,7 @@
 detectron2 ``.pkl`` through an unpickler that builds only dicts and numpy arrays, MindSpore ``.ckpt``);
 ``resnet_keys`` renames ResNet backbones (torchvision, mmdetection, MindSpore model zoo, detectron2/MSRA caffe);
 ``detector_keys`` renames whole mmdetection Mask (Scoring) R-CNN detectors, ``torchvision_keys`` torchvision's
-Mask R-CNN (category slots mapped to classes); ``formats`` ties each source format to
-its reader, its renaming and the config keys its weights need. ``python -m src.tools.convert_weights`` is the command
-line.
+Mask R-CNN (category slots mapped to classes); ``classes`` takes a COCO detector's class-dependent rows for a
+config's classes by name; ``formats`` ties each source format to its reader, its renaming and the config keys its
+weights need. ``python -m src.tools.convert_weights`` is the command line.
 """

@@ -11,6 +11,7 @@ legacy RoIAlign (``aligned: False``) and 2 samples per bin side.
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Tuple
 
+from src.converters.classes import COCO_CLASSES
 from src.converters.detector_keys import rename_mmdet
 from src.converters.resnet_keys import Weights, rename_detectron2_caffe, rename_mindspore_zoo, rename_torchvision
 from src.converters.torchvision_keys import rename_torchvision_maskrcnn
@@ -29,12 +30,14 @@ MMDET_ROI = {"roi.roi_layer.aligned": True, "roi.roi_layer.sampling_ratio": 0, "
 class SourceFormat:
     """A convertible source: ``rename`` maps its names (``backbone`` True: backbone-only names, written without the
     ``backbone.`` prefix, for ``backbone.pretrained``), ``config`` lists the keys its weights need (alternatives
-    as separate dicts, with the condition that picks each)."""
+    as separate dicts, with the condition that picks each), ``classes`` names the classes of a detector's
+    class-dependent rows in order (after the background), when known."""
 
     description: str
     rename: Callable[[Weights], Tuple[Weights, List[str]]]
     backbone: bool
     config: Dict[str, Dict[str, object]] = field(default_factory=dict)
+    classes: Tuple[str, ...] = ()
 
 
 FORMATS: Dict[str, SourceFormat] = {
@@ -46,8 +49,8 @@ FORMATS: Dict[str, SourceFormat] = {
                                True, {"always": CAFFE_STYLE}),
     "torchvision-maskrcnn": SourceFormat(
         "torchvision maskrcnn_resnet50_fpn COCO detector (.pth; the MaskIoU head stays freshly initialised)",
-        rename_torchvision_maskrcnn, False, {"always": {**PYTORCH_STYLE, **TORCHVISION_ROI, "num_classes": 81}}),
+        rename_torchvision_maskrcnn, False, {"always": {**PYTORCH_STYLE, **TORCHVISION_ROI}}, COCO_CLASSES),
     "mmdet": SourceFormat("mmdetection Mask Scoring R-CNN / Mask R-CNN detector (.pth)", rename_mmdet, False,
                           {"caffe-style model (_caffe_ in its config name)": {**CAFFE_STYLE, **MMDET_ROI},
-                           "pytorch-style model": {**PYTORCH_STYLE, **MMDET_ROI}}),
+                           "pytorch-style model": {**PYTORCH_STYLE, **MMDET_ROI}}, COCO_CLASSES),
 }

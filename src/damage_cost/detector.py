@@ -73,7 +73,8 @@ class Detector:
         """Detections of a BGR uint8 ``[H,W,3]`` image whose confidence reaches ``score_thr``, by decreasing class
         score."""
         detections = []
-        for detection in detect_image(self.net, image_bgr, self.params, self.cfg.test_cfg.rcnn.mask_thr_binary):
+        for detection in detect_image(self.net, image_bgr, self.params, self.cfg.test_cfg.rcnn.mask_thr_binary,
+                                      self.cfg.test_cfg.rcnn.mask_paste):
             confidence = detection["score"] * detection["mask_iou"]
             if confidence >= self.score_thr:
                 detections.append({**detection, "name": self.class_names[detection["label"]],

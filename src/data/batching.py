@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from src.data.transforms import (TransformParams, choose_crop_window, crop_instances, downsample_masks, flip_horizontal,
-                                 image_meta, normalize_image, pad_image, pad_masks, rescale_size, resize_boxes,
-                                 resize_image, resize_masks)
+                                 image_meta, normalize_image, pad_image, pad_masks, resize_boxes, resize_image,
+                                 resize_masks)
 
 
 def largest_instances(masks: np.ndarray, max_count: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
         its scale factors are those of the resize.
     """
     orig_h, orig_w = image.shape[:2]
-    scaled_h, scaled_w = rescale_size(orig_h, orig_w, params.img_height, params.img_width, params.keep_ratio)
+    scaled_h, scaled_w = params.scaled_size(orig_h, orig_w)
     image = resize_image(image, scaled_h, scaled_w)
     masks = resize_masks(masks, scaled_h, scaled_w)
     boxes = resize_boxes(boxes, scaled_h / orig_h, scaled_w / orig_w, scaled_h, scaled_w)

@@ -2,6 +2,7 @@
 inference input of one image (:func:`prepare_image`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -28,15 +29,25 @@ class TransformParams:
     crop_height: int = 0
     crop_width: int = 0
     crop_min_visible: float = 0.5
+    resize_rule: str = "fit"
+    resize_short_side: int = 800
+    resize_long_side: int = 1333
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
-        """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts and the crop
-        keys (crop_height, crop_width, crop_min_visible)."""
+        """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts, the crop
+        keys (crop_height, crop_width, crop_min_visible) and the resize keys (resize_rule, resize_short_side,
+        resize_long_side)."""
         return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
                    tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
                    bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
-                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]))
+                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]), str(cfg["resize_rule"]),
+                   int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
+
+    def scaled_size(self, orig_h: int, orig_w: int) -> tuple[int, int]:
+        """(scaled_h, scaled_w) of an orig_h x orig_w image under these params (:func:`rescale_size`)."""
+        return rescale_size(orig_h, orig_w, self.img_height, self.img_width, self.keep_ratio, self.resize_rule,
+                            self.resize_short_side, self.resize_long_side)
 
     @property
     def crops(self) -> bool:
@@ -49,8 +60,24 @@ class TransformParams:
         return (self.crop_height, self.crop_width) if self.crops else (self.img_height, self.img_width)
 
 
-def rescale_size(orig_h: int, orig_w: int, img_h: int, img_w: int, keep_ratio: bool) -> tuple[int, int]:
-    """(scaled_h, scaled_w): the largest size fitting img_h x img_w with the same aspect ratio, or the target."""
+def rescale_size(orig_h: int, orig_w: int, img_h: int, img_w: int, keep_ratio: bool, rule: str = "fit",
+                 short_side: int = 800, long_side: int = 1333) -> tuple[int, int]:
+    """(scaled_h, scaled_w) of an orig_h x orig_w image on an img_h x img_w canvas.
+
+    rule 'fit': the largest size fitting the canvas with the same aspect ratio (sides rounded), or the canvas
+    itself without ``keep_ratio``. rule 'short_long' (torchvision's ``GeneralizedRCNNTransform``): scale =
+    min(short_side / shorter side, long_side / longer side) and each side floor(side * scale) (at least 1), computed
+    in double precision as torch's ``interpolate`` does; ValueError when the result does not fit the canvas.
+    """
+    if rule == "short_long":
+        scale = min(short_side / min(orig_h, orig_w), long_side / max(orig_h, orig_w))
+        scaled_h, scaled_w = max(1, math.floor(orig_h * scale)), max(1, math.floor(orig_w * scale))
+        if scaled_h > img_h or scaled_w > img_w:
+            raise ValueError(f"resize_rule 'short_long': {orig_h}x{orig_w} resizes to {scaled_h}x{scaled_w}, which "
+                             f"does not fit the {img_h}x{img_w} canvas (img_height x img_width)")
+        return scaled_h, scaled_w
+    if rule != "fit":
+        raise ValueError(f"resize_rule: expected 'fit' or 'short_long', got '{rule}'")
     if not keep_ratio:
         return img_h, img_w
     scale = min(img_h / orig_h, img_w / orig_w)
@@ -188,7 +215,7 @@ def image_meta(orig_h: int, orig_w: int, scaled_h: int, scaled_w: int) -> np.nda
 def prepare_image(image: np.ndarray, params: TransformParams) -> tuple[np.ndarray, np.ndarray]:
     """BGR uint8 [h,w,3] -> (img [3,H,W] float32 normalised and padded, img_meta [6] float32), no flip."""
     orig_h, orig_w = image.shape[:2]
-    scaled_h, scaled_w = rescale_size(orig_h, orig_w, params.img_height, params.img_width, params.keep_ratio)
+    scaled_h, scaled_w = params.scaled_size(orig_h, orig_w)
     resized = resize_image(image, scaled_h, scaled_w)
     normalized = normalize_image(resized, params.img_mean, params.img_std, params.to_rgb)
     padded = pad_image(normalized, params.img_height, params.img_width)

@@ -374,7 +374,11 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("test_cfg.rcnn.score_thr", unit, "in [0, 1]")
     check("test_cfg.rcnn.iou_threshold", lambda v: 0 < v <= 1, "in (0, 1]")
     check("test_cfg.rcnn.max_per_img", positive, "> 0")
+    check("test_cfg.rcnn.max_candidates", lambda v: v == 0 or v >= cfg.test_cfg.rcnn.max_per_img,
+          f"0 (roi.sample_num) or >= test_cfg.rcnn.max_per_img ({cfg.test_cfg.rcnn.max_per_img})")
+    check("test_cfg.rcnn.min_bbox_size", non_negative, ">= 0 (0 = no size filter)")
     check("test_cfg.rcnn.mask_thr_binary", unit, "in [0, 1]")
+    check("test_cfg.rcnn.mask_paste", one_of("box", "torchvision"), "'box' or 'torchvision'")
 
     check("opt_type", one_of("sgd", "adam"), "'sgd' or 'adam'")
     check("lr", positive, "> 0")
@@ -414,6 +418,18 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("img_width", lambda v: v > 0 and v % cfg.divider == 0, f"a positive multiple of divider={cfg.divider}")
     check("img_height", lambda v: v > 0 and v % cfg.divider == 0, f"a positive multiple of divider={cfg.divider}")
     check("mask_divider", lambda v: v in (1, 2, 4) and cfg.divider % v == 0, "1, 2 or 4 (and a divisor of divider)")
+    check("resize_rule", one_of("fit", "short_long"), "'fit' or 'short_long'")
+    check("resize_short_side", positive, "> 0")
+    check("resize_long_side", positive, "> 0")
+    if cfg.resize_rule == "short_long":
+        check("keep_ratio", lambda v: v == 1, "1 with resize_rule 'short_long' (it keeps the aspect ratio)")
+        long_side = cfg.resize_long_side
+        canvas = -(-long_side // cfg.divider) * cfg.divider
+        for key in ("img_height", "img_width"):
+            check(key, lambda v: v >= long_side,
+                  f">= resize_long_side ({long_side}) so that the canvas holds every image resized by 'short_long' "
+                  f"in either orientation: img_height: {canvas}, img_width: {canvas} (multiples of "
+                  f"divider={cfg.divider})")
     check("img_mean", lambda v: len(v) == 3, "3 numbers (one per channel)")
     check("img_std", lambda v: len(v) == 3 and all(s > 0 for s in v), "3 positive numbers")
     check("flip_ratio", unit, "in [0, 1]")

@@ -116,7 +116,8 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) ->
         image = rng.integers(0, 256, (cfg.img_height, cfg.img_width, 3), dtype=np.uint8)
 
         def run(index: int) -> None:
-            for detection in detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary):
+            for detection in detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary,
+                                          cfg.test_cfg.rcnn.mask_paste):
                 encode_mask(detection["mask"])
     peer_runner = TorchvisionPeer(cfg, mode) if peer == "torchvision" else None
     times, peer_times = [], []

@@ -17,6 +17,17 @@ def test_base_anchors_stride4_scale8():
     assert generator.num_base_anchors == 3
 
 
+def test_rounded_base_anchors_as_torchvision_rounds_them():
+    generator = AnchorGenerator(strides=[4, 64], ratios=[0.5, 1.0, 2.0], scales=[8], round_base=True)
+    # stride 4: halves 22.627 -> 23 and 11.314 -> 11; stride 64 (side 512): 362.04 -> 362 and 181.02 -> 181
+    np.testing.assert_array_equal(generator.base_anchors[0], [[-23, -11, 23, 11], [-16, -16, 16, 16],
+                                                              [-11, -23, 11, 23]])
+    np.testing.assert_array_equal(generator.base_anchors[1], [[-362, -181, 362, 181], [-256, -256, 256, 256],
+                                                              [-181, -362, 181, 362]])
+    shifted = generator.grid_anchors([(1, 2), (1, 1)])[0]
+    np.testing.assert_array_equal(shifted[3], [4 - 23, -11, 4 + 23, 11])
+
+
 def test_ratio_major_order_with_two_scales():
     generator = AnchorGenerator(strides=[8], ratios=[1.0, 4.0], scales=[1, 2])
     widths = generator.base_anchors[0][:, 2] - generator.base_anchors[0][:, 0]

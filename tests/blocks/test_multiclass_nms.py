@@ -8,13 +8,14 @@ from src.blocks.utils import masked_mean, multiclass_nms
 
 
 class NMSCell(nn.Cell):
-    def __init__(self, score_thr, iou_threshold, max_per_img, max_candidates):
+    def __init__(self, score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size=0.0):
         super().__init__()
-        self.settings = (score_thr, iou_threshold, max_per_img, max_candidates)
+        self.settings = (score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size)
 
     def construct(self, cls_scores, bboxes, roi_valids):
-        score_thr, iou_threshold, max_per_img, max_candidates = self.settings
-        return multiclass_nms(cls_scores, bboxes, score_thr, iou_threshold, max_per_img, max_candidates, roi_valids)
+        score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size = self.settings
+        return multiclass_nms(cls_scores, bboxes, score_thr, iou_threshold, max_per_img, max_candidates, roi_valids,
+                              min_bbox_size)
 
 
 def iou(box, boxes):
@@ -89,6 +90,21 @@ def test_class_agnostic_boxes_and_truncation():
     shared_boxes = class_boxes[:, 0]
     outputs = NMSCell(0.05, 0.5, 3, 10)(Tensor(cls_scores), Tensor(shared_boxes), Tensor(roi_valids))
     check_against_reference(outputs, reference_nms(cls_scores, shared_boxes, 0.05, 0.5, 3, roi_valids), 3)
+
+
+@pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
+def test_small_boxes_are_dropped_before_nms(mode):
+    ms.set_context(mode=mode, device_target="CPU")
+    cls_scores, class_boxes, roi_valids = make_inputs()
+    # roi 0's class-1 box becomes 0.005 wide: dropped, so it no longer suppresses rois 1 and 2 in class 1
+    class_boxes[0, 0] = [0, 0, 0.005, 10]
+    outputs = NMSCell(0.05, 0.5, 8, 12, min_bbox_size=0.01)(Tensor(cls_scores), Tensor(class_boxes),
+                                                            Tensor(roi_valids))
+    kept = cls_scores.copy()
+    kept[0, 1] = 0.0
+    reference = reference_nms(kept, class_boxes, 0.05, 0.5, 8, roi_valids)
+    assert (0.8, 1) in [(round(float(d[0]), 2), d[1]) for d in reference]
+    check_against_reference(outputs, reference, 8)
 
 
 def test_too_few_candidates_rejected():

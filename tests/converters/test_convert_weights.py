@@ -7,11 +7,14 @@ from pathlib import Path
 import mindspore as ms
 import numpy as np
 import pytest
+import yaml
 from mindspore import Tensor, nn
 
 from src.blocks.ms_rcnn import MsRcnn
 from src.converters import readers
+from src.converters.classes import COCO_CLASSES, UnknownClassesError, drop_class_layers, select_classes
 from src.converters.detector_keys import rename_mmdet
+from src.converters.formats import FORMATS
 from src.converters.resnet_keys import BN_EPS, rename_detectron2_caffe, rename_mindspore_zoo, rename_torchvision
 from src.model_utils.config import load_config
 from src.network_define import load_weights
@@ -291,3 +294,86 @@ def test_torchvision_maskrcnn_maps_every_slot_to_its_coco_class():
     assert converted["neck.lateral_convs.2.weight"] is source["backbone.fpn.inner_blocks.2.0.weight"]
     assert converted["mask_head.layers.6.weight"] is source["roi_heads.mask_head.3.0.weight"]
     assert converted["backbone.stages.3.2.conv3.bn.moving_variance"] is source["backbone.body.layer4.2.bn3.running_var"]
+
+
+def subset_config(tmp_path: Path, classes: list) -> Path:
+    """A pytorch-style R-50 config with ``classes`` as coco_classes."""
+    path = tmp_path / "subset.yaml"
+    path.write_text(yaml.safe_dump({"_base_": str(R50_CONFIG), "backbone": {"style": "pytorch"},
+                                    "coco_classes": classes, "num_classes": len(classes)}))
+    return path
+
+
+def test_torchvision_maskrcnn_class_layers_are_taken_by_name_for_the_config_classes(tmp_path: Path, monkeypatch,
+                                                                                       capsys):
+    source = torchvision_maskrcnn_state_dict(np.random.default_rng(7))
+    monkeypatch.setattr(convert_weights, "read_weights", lambda path: source)
+    config = subset_config(tmp_path, ["background", "car", "truck", "person"])  # COCO ids 3, 8, 1
+    out = tmp_path / "subset.ckpt"
+    assert convert_weights.main(["--from", "torchvision-maskrcnn", "maskrcnn.pth", "--out", str(out),
+                                 "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "taken by name for the 3 classes" in printed and "use it as pre_trained." in printed
+    written = {name: value.asnumpy() for name, value in ms.load_checkpoint(str(out)).items()}
+    assert written["bbox_head.fc_cls.bias"].tolist() == [0, 3, 8, 1]  # the slot biases are the slot numbers
+    assert np.array_equal(written["bbox_head.fc_cls.weight"][2], source["roi_heads.box_predictor.cls_score.weight"][8])
+    assert written["bbox_head.fc_reg.bias"].tolist() == [12, 13, 14, 15, 32, 33, 34, 35, 4, 5, 6, 7]
+    assert np.array_equal(written["bbox_head.fc_reg.weight"][8:],
+                          source["roi_heads.box_predictor.bbox_pred.weight"][4:8])
+    assert written["mask_head.layers.10.bias"].tolist() == [3, 8, 1]
+    assert np.array_equal(written["mask_head.layers.10.weight"][0],
+                          source["roi_heads.mask_predictor.mask_fcn_logits.weight"][3])
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    model = MsRcnn(load_config(config))
+    missing, skipped = load_weights(model, ms.load_checkpoint(str(out)))  # without finetune
+    assert skipped == [] and missing and all(name.startswith("mask_iou_head.") for name in missing)
+
+
+def test_classes_coco_lacks_are_an_error_unless_the_class_layers_are_dropped(tmp_path: Path, monkeypatch, capsys):
+    source = torchvision_maskrcnn_state_dict(np.random.default_rng(8))
+    monkeypatch.setattr(convert_weights, "read_weights", lambda path: source)
+    config = subset_config(tmp_path, ["background", "car", "scratch", "persons"])
+    arguments = ["--from", "torchvision-maskrcnn", "maskrcnn.pth", "--out", str(tmp_path / "out.ckpt"), "--config",
+                 str(config)]
+    assert convert_weights.main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "'scratch', 'persons' (did you mean 'person'?): not among the 80 COCO classes" in error
+    assert "finetune: 1" in error and "--drop-class-layers" in error
+    assert convert_weights.main(arguments + ["--drop-class-layers"]) == 0
+    assert "Class-dependent layers left out" in capsys.readouterr().out
+    written = ms.load_checkpoint(str(tmp_path / "out.ckpt"))
+    assert not [name for name in written if name.startswith(("bbox_head.fc_", "mask_head.layers.10."))]
+    assert "bbox_head.shared_fc2.weight" in written and "mask_head.layers.8.weight" in written
+
+
+def test_select_classes_takes_every_class_dependent_row_by_name():
+    classes = ("cat", "dog", "bird")
+    weights = {"bbox_head.fc_cls.weight": np.arange(8).reshape(4, 2), "bbox_head.fc_cls.bias": np.arange(4),
+               "bbox_head.fc_reg.weight": np.arange(24).reshape(12, 2), "bbox_head.fc_reg.bias": np.arange(12),
+               "mask_head.layers.0.weight": np.zeros((3, 3, 3, 3)), "mask_head.layers.4.weight": np.zeros((3, 3, 2, 2)),
+               "mask_head.layers.6.weight": np.arange(3).reshape(3, 1, 1, 1), "mask_head.layers.6.bias": np.arange(3),
+               "mask_iou_head.fc_mask_iou.weight": np.arange(6).reshape(3, 2),
+               "mask_iou_head.fc_mask_iou.bias": np.arange(3), "neck.fpn_convs.0.bias": np.arange(3)}
+    selected = select_classes(weights, ["background", "bird", "cat"], classes)
+    assert selected["bbox_head.fc_cls.bias"].tolist() == [0, 3, 1]  # background row first, then bird, cat
+    assert selected["bbox_head.fc_cls.weight"].tolist() == [[0, 1], [6, 7], [2, 3]]
+    assert selected["bbox_head.fc_reg.bias"].tolist() == [8, 9, 10, 11, 0, 1, 2, 3]
+    assert selected["mask_head.layers.6.bias"].tolist() == [2, 0]  # the mask head's last layer: the logits
+    assert selected["mask_iou_head.fc_mask_iou.weight"].tolist() == [[4, 5], [0, 1]]
+    for name in ("mask_head.layers.0.weight", "mask_head.layers.4.weight", "neck.fpn_convs.0.bias"):
+        assert selected[name] is weights[name]
+    agnostic = {**weights, "bbox_head.fc_reg.bias": np.arange(4)}
+    assert select_classes(agnostic, ["background", "dog"], classes)["bbox_head.fc_reg.bias"] is \
+        agnostic["bbox_head.fc_reg.bias"]
+    with pytest.raises(UnknownClassesError, match="'fish'"):
+        select_classes(weights, ["background", "fish"], classes)
+    kept, dropped = drop_class_layers(weights)
+    assert sorted(dropped) == sorted(["bbox_head.fc_cls.weight", "bbox_head.fc_cls.bias", "bbox_head.fc_reg.weight",
+                                      "bbox_head.fc_reg.bias", "mask_head.layers.6.weight", "mask_head.layers.6.bias",
+                                      "mask_iou_head.fc_mask_iou.weight", "mask_iou_head.fc_mask_iou.bias"])
+    assert set(kept) == set(weights) - set(dropped)
+
+
+def test_coco_detectors_name_the_default_coco_classes_in_row_order():
+    assert list(COCO_CLASSES) == load_config().coco_classes[1:]
+    assert FORMATS["torchvision-maskrcnn"].classes == FORMATS["mmdet"].classes == COCO_CLASSES

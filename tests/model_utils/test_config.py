@@ -122,10 +122,26 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"keep_ratio": 2}, r"'keep_ratio' must be 0 or 1, got 2"),
     ({"run_eval": 5}, r"'run_eval' must be 0 or 1, got 5"),
     ({"divergence_guard.lr_factor": 1.0}, r"'divergence_guard.lr_factor' must be in \(0, 1\)"),
+    ({"resize_rule": "shortest"}, r"'resize_rule' must be 'fit' or 'short_long', got 'shortest'"),
+    ({"resize_rule": "short_long", "keep_ratio": 0}, r"'keep_ratio' must be 1 with resize_rule 'short_long'"),
+    ({"resize_rule": "short_long"},
+     r"'img_height' must be >= resize_long_side \(1333\) so that the canvas holds every image resized by "
+     r"'short_long' in either orientation: img_height: 1344, img_width: 1344 \(multiples of divider=64\), got 1024"),
+    ({"resize_rule": "short_long", "img_height": 1344}, r"'img_width' must be >= resize_long_side \(1333\)"),
+    ({"test_cfg.rcnn.max_candidates": 50}, r"'test_cfg.rcnn.max_candidates' must be 0 \(roi.sample_num\) or >= "
+     r"test_cfg.rcnn.max_per_img \(100\), got 50"),
+    ({"test_cfg.rcnn.min_bbox_size": -1.0}, r"'test_cfg.rcnn.min_bbox_size' must be >= 0"),
+    ({"test_cfg.rcnn.mask_paste": "detectron2"}, r"'test_cfg.rcnn.mask_paste' must be 'box' or 'torchvision'"),
 ])
 def test_impossible_values_are_rejected(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
         load_config(overrides=override)
+
+
+def test_short_long_resize_on_a_canvas_that_holds_it():
+    cfg = load_config(overrides={"resize_rule": "short_long", "resize_short_side": 600, "resize_long_side": 1000,
+                                 "img_height": 1024, "img_width": 1024})
+    assert (cfg.resize_rule, cfg.resize_short_side, cfg.resize_long_side) == ("short_long", 600, 1000)
 
 
 def test_valid_custom_class_list():

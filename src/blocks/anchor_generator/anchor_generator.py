@@ -15,10 +15,16 @@ class AnchorGenerator:
     Order per level: locations row-major (y, then x), and for each location its A = len(ratios) * len(scales) base
     anchors in the order above.
 
-    Args: strides (one per level, e.g. [4, 8, 16, 32, 64]), ratios (h / w), scales (side in units of the stride).
+    With ``round_base`` the base anchor coordinates are rounded to integers (halves to even), as torchvision's
+    ``AnchorGenerator`` does: e.g. the ratio-0.5 anchor of stride 4, scale 8 becomes (-23, -11, 23, 11) instead of
+    (-22.63, -11.31, 22.63, 11.31).
+
+    Args: strides (one per level, e.g. [4, 8, 16, 32, 64]), ratios (h / w), scales (side in units of the stride),
+    round_base (bool, default False).
     """
 
-    def __init__(self, strides: Sequence[int], ratios: Sequence[float], scales: Sequence[float]):
+    def __init__(self, strides: Sequence[int], ratios: Sequence[float], scales: Sequence[float],
+                 round_base: bool = False):
         if not strides or any(stride <= 0 for stride in strides):
             raise ValueError(f"anchor_generator.strides: expected positive strides, got {list(strides)}")
         if not ratios or any(ratio <= 0 for ratio in ratios):
@@ -28,6 +34,7 @@ class AnchorGenerator:
         self.strides = [int(stride) for stride in strides]
         self.ratios = np.asarray(ratios, np.float64)
         self.scales = np.asarray(scales, np.float64)
+        self.round_base = bool(round_base)
         self.base_anchors = [self._base_anchors(stride) for stride in self.strides]
 
     @property
@@ -36,11 +43,12 @@ class AnchorGenerator:
         return len(self.ratios) * len(self.scales)
 
     def _base_anchors(self, stride: int) -> np.ndarray:
-        """[A, 4] float32 base anchors of one level, centred at (0, 0)."""
+        """[A, 4] float32 base anchors of one level, centred at (0, 0) (rounded with ``round_base``)."""
         height_ratios = np.sqrt(self.ratios)
         widths = (stride / height_ratios[:, None] * self.scales[None, :]).reshape(-1)
         heights = (stride * height_ratios[:, None] * self.scales[None, :]).reshape(-1)
-        return np.stack((-0.5 * widths, -0.5 * heights, 0.5 * widths, 0.5 * heights), axis=1).astype(np.float32)
+        base = np.stack((-0.5 * widths, -0.5 * heights, 0.5 * widths, 0.5 * heights), axis=1)
+        return (np.round(base) if self.round_base else base).astype(np.float32)
 
     def _check_sizes(self, featmap_sizes: Sequence[Tuple[int, int]]) -> None:
         if len(featmap_sizes) != len(self.strides):

@@ -36,7 +36,8 @@ class RPNHead(nn.Cell):
         super().__init__()
         rpn_cfg = cfg.rpn
         anchor_cfg = rpn_cfg.anchor_generator
-        self.anchor_generator = AnchorGenerator(anchor_cfg.strides, anchor_cfg.ratios, anchor_cfg.scales)
+        self.anchor_generator = AnchorGenerator(anchor_cfg.strides, anchor_cfg.ratios, anchor_cfg.scales,
+                                                bool(anchor_cfg.round_base))
         self.num_anchors = self.anchor_generator.num_base_anchors
         self.featmap_sizes = self._featmap_sizes(img_shape)
         self.level_anchors: List[np.ndarray] = self.anchor_generator.grid_anchors(self.featmap_sizes)

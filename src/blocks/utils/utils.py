@@ -47,7 +47,8 @@ def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: ops.NMSWi
 
 
 def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
-                   max_candidates: int, roi_valids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                   max_candidates: int, roi_valids: Optional[Tensor] = None,
+                   min_bbox_size: float = 0.0) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-class NMS of one image's detections with static shapes (GRAPH and PYNATIVE).
 
     Args:
@@ -58,7 +59,10 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
         max_per_img: M, detections returned.
         max_candidates: the highest-scoring (box, class) pairs that enter NMS (static NMS size; pairs beyond it are
             dropped, as mmdetection's ``nms_pre``); clamped to K * (num_classes - 1) and must be >= max_per_img.
+            NMS being greedy by score, the dropped pairs change nothing when max_per_img candidates survive it.
         roi_valids: optional [K] bool, False for padding rows.
+        min_bbox_size: pairs whose box has a side < this are dropped before NMS (torchvision's
+            ``remove_small_boxes``); 0 keeps every box.
     Returns:
         bboxes [M, 4] (zeros where invalid), scores [M] (0 where invalid), labels [M] int32 in 1..num_classes-1,
         valids [M] bool; valid detections first, by decreasing score.
@@ -79,6 +83,10 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
     scores = cls_scores[:, 1:]
     if roi_valids is not None:
         scores = scores * ops.expand_dims(ops.cast(roi_valids, ms.float32), 1)
+    if min_bbox_size > 0:
+        big_enough = ops.logical_and(bboxes[..., 2] - bboxes[..., 0] >= min_bbox_size,
+                                     bboxes[..., 3] - bboxes[..., 1] >= min_bbox_size)
+        scores = ops.where(big_enough, scores, -1.0)
     scores = ops.reshape(scores, (num_pairs,))
     flat_boxes = ops.reshape(bboxes, (num_pairs, 4))
     labels = ops.tile(ops.arange(1, num_classes, dtype=ms.int32), (num_rois,))
