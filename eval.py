@@ -8,31 +8,51 @@ the per-category AP table and the mask-scoring report (segm mAP with and without
 of predicted and real mask IoU). See docs/training.md for how to read them.
 """
 import src  # noqa: F401  first: sets MindSpore's log level before MindSpore is imported (src/__init__.py)
+import logging
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import mindspore as ms
 
-from src.callback import setup_logger
+from src.callback import LOGGER_NAME, setup_logger
 from src.eval_utils import evaluate_predictions, format_report, load_predictions, run_inference, save_json_atomic
 from src.model_utils.config import Config, parse_cli
 from src.model_utils.device_adapter import init_env
 from src.network_define import build_detector, load_weights
 
 
-def load_inference_net(cfg: Config) -> ms.nn.Cell:
-    """MsRcnnInfer with the weights of ``cfg.checkpoint_path`` (every model parameter must be in it), in eval mode."""
+class WithoutMaskScoring:
+    """Wraps an inference net whose checkpoint has no MaskIoU head (a converted Mask R-CNN): same call and outputs,
+    with the predicted mask IoUs replaced by 1, so masks are scored by the class score alone."""
+
+    def __init__(self, infer_net: ms.nn.Cell):
+        self.infer_net = infer_net
+
+    def __call__(self, img: ms.Tensor, img_meta: ms.Tensor) -> Tuple[ms.Tensor, ...]:
+        outputs = list(self.infer_net(img, img_meta))
+        outputs[4] = ms.ops.ones_like(outputs[4])
+        return tuple(outputs)
+
+
+def load_inference_net(cfg: Config) -> Callable:
+    """MsRcnnInfer with the weights of ``cfg.checkpoint_path`` (every model parameter must be in it), in eval mode.
+    A checkpoint lacking only the MaskIoU head runs with a warning, wrapped in :class:`WithoutMaskScoring`."""
     checkpoint = Path(cfg.checkpoint_path)
     if not cfg.checkpoint_path or not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint_path: no checkpoint file at '{cfg.checkpoint_path}'")
     model, infer_net = build_detector(cfg)
     missing, _ = load_weights(model, ms.load_checkpoint(str(checkpoint)), source=str(checkpoint))
+    infer_net.set_train(False)
+    if missing and all(name.startswith("mask_iou_head.") for name in missing):
+        logging.getLogger(LOGGER_NAME).warning(
+            "%s has no MaskIoU head (a converted Mask R-CNN?): masks are scored by the class score alone until the "
+            "model is fine-tuned", checkpoint)
+        return WithoutMaskScoring(infer_net)
     if missing:
         raise ValueError(f"{checkpoint}: lacks {len(missing)} parameters of this model (e.g. {missing[:3]}); "
                          f"is it a checkpoint of this config?")
-    infer_net.set_train(False)
     return infer_net
 
 

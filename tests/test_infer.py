@@ -108,3 +108,38 @@ def test_a_24_megapixel_photo_is_predicted_under_a_memory_bound(tiny_cfg, tmp_pa
     peak_mb = int(result.stdout.split("peak")[-1]) / 1024.0
     print(f"peak resident memory {peak_mb:.0f} MB")
     assert peak_mb < PEAK_MEMORY_MB, f"peak resident memory {peak_mb:.0f} MB"
+
+
+def test_a_checkpoint_without_maskiou_head_scores_masks_by_class_alone(tiny_cfg, tmp_path, capsys):
+    """A converted Mask R-CNN has no MaskIoU head: it runs with a warning, the same detections as the full model and
+    iou_score 1; a checkpoint lacking any other parameter is still refused."""
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "car.png"), np.random.default_rng(1).integers(0, 256, (60, 64, 3), dtype=np.uint8))
+    values = tiny_cfg.to_dict()
+    values.update(mode="pynative", img_width=64, img_height=64, pred_input=str(images))
+    values["test_cfg"]["rcnn"]["score_thr"] = 0.0
+    model, _ = build_detector(Config.from_dict(values))
+    parameters = [{"name": parameter.name, "data": parameter} for parameter in model.get_parameters()]
+    ms.save_checkpoint(parameters, str(tmp_path / "full.ckpt"))
+    ms.save_checkpoint([entry for entry in parameters if not entry["name"].startswith("mask_iou_head.")],
+                       str(tmp_path / "no_maskiou.ckpt"))
+    ms.save_checkpoint([entry for entry in parameters if not entry["name"].startswith("bbox_head.")],
+                       str(tmp_path / "no_bbox_head.ckpt"))
+
+    def predictions(checkpoint: str) -> list:
+        cfg = Config.from_dict({**values, "checkpoint_path": str(tmp_path / checkpoint),
+                                "pred_output": str(tmp_path / f"{checkpoint}.json")})
+        return infer.predict(cfg)[str(images / "car.png")]["predictions"]
+
+    full = predictions("full.ckpt")
+    assert "has no MaskIoU head" not in capsys.readouterr().out
+    converted = predictions("no_maskiou.ckpt")
+    assert "has no MaskIoU head" in capsys.readouterr().out
+    assert full and [entry["bbox"] for entry in converted] == [entry["bbox"] for entry in full]
+    assert [entry["score"] for entry in converted] == [entry["score"] for entry in full]
+    assert {entry["iou_score"] for entry in converted} == {1.0}
+    assert {entry["iou_score"] for entry in full} != {1.0}
+    with pytest.raises(ValueError, match="lacks .* parameters of this model"):
+        predictions("no_bbox_head.ckpt")
