@@ -5,7 +5,8 @@
 
 DATA is a dataset root holding ``parts/<subset>``, ``damage/<subset>`` (COCO label files of the same images) and
 ``claims.csv`` (one priced row per damage annotation, as the synthetic generator writes it). The true cost of an
-image is the sum of its claims' prices. Each score threshold is one row of the printed table, next to the same
+image is the sum of its claims' prices. Each score threshold is one row of the printed table (by default one row
+with each model's configured ``visualize_score_thr``, the thresholds the estimator applies), next to the same
 pipeline fed the annotated masks (the error the price model alone makes):
 
 - ``image_mae`` / ``image_mape``: mean |estimated total - true total| per image (and relative to the true total);
@@ -20,7 +21,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from src.damage_cost.claims import ClaimsError, read_claims
+from src.damage_cost.detector import Detector
 from src.damage_cost.estimate import add_model_arguments, check_model_arguments, load_detectors
 from src.damage_cost.features import PART_NAMES, SEVERITIES, overlap_matrices
 from src.damage_cost.pipeline import DamageCostEstimator
@@ -102,6 +104,19 @@ def evaluate_image(estimator: DamageCostEstimator, image: np.ndarray, name: str,
             "matched": len(pairs), "annotated": len(annotated_masks), "predicted": len(result["damages"])}
 
 
+def threshold_rows(score_thrs: Optional[Sequence[float]], parts_model: Detector,
+                   damage_model: Optional[Detector]) -> Dict[str, Tuple[float, float]]:
+    """{table row name: (parts threshold, damage threshold)}: each of ``score_thrs`` for both models, or, when None,
+    the thresholds of the models' configs (``visualize_score_thr``), which the estimator applies."""
+    if score_thrs:
+        return {f"models, score >= {thr:g}": (thr, thr) for thr in score_thrs}
+    parts_thr = float(parts_model.cfg.visualize_score_thr)
+    damage_thr = parts_thr if damage_model is None else float(damage_model.cfg.visualize_score_thr)
+    name = (f"models, score >= {parts_thr:g}" if damage_thr == parts_thr
+            else f"models, parts >= {parts_thr:g}, damage >= {damage_thr:g}")
+    return {name: (parts_thr, damage_thr)}
+
+
 def evaluate(args: argparse.Namespace) -> pd.DataFrame:
     """The table of the module docstring; per-image rows under ``.attrs["images"]``."""
     root = Path(args.dataset)
@@ -118,9 +133,10 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
                           f"'{args.subset}' (annotation ids {missing[:5]})")
     price_model = load_price_model(args.price_model)
     parts_model, damage_model = load_detectors(args, score_thr=0.0)
+    thresholds = threshold_rows(args.score_thr, parts_model, damage_model)
 
     per_row: Dict[str, List[Dict[str, object]]] = {GROUND_TRUTH: []}
-    per_row.update({f"models, score >= {thr:g}": [] for thr in args.score_thr})
+    per_row.update({name: [] for name in thresholds})
     detect_seconds = 0.0
     for image_id in tqdm(damage_data.image_ids, desc="evaluate", unit="image"):
         path = damage_data.image_path(image_id)
@@ -137,14 +153,14 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
         found_parts = parts_model.detect(image)
         found_damage = damage_model.detect(image) if damage_model is not None else found_parts
         detect_seconds += time.perf_counter() - start
-        for thr in args.score_thr:
-            parts = FixedDetections(parts_model.class_names, found_parts, thr)
-            damage = parts if damage_model is None else FixedDetections(damage_model.class_names, found_damage, thr)
+        for name, (parts_thr, damage_thr) in thresholds.items():
+            parts = FixedDetections(parts_model.class_names, found_parts, parts_thr)
+            damage = parts if damage_model is None else FixedDetections(damage_model.class_names, found_damage,
+                                                                         damage_thr)
             estimator = DamageCostEstimator(parts, None if damage_model is None else damage, price_model)
-            per_row[f"models, score >= {thr:g}"].append(
-                evaluate_image(estimator, image, path.name, annotated_masks, prices))
+            per_row[name].append(evaluate_image(estimator, image, path.name, annotated_masks, prices))
     table = pd.DataFrame([{"pipeline": name, **summarize(rows)} for name, rows in per_row.items()])
-    table["ms_per_image"] = [float("nan")] + [1000.0 * detect_seconds / len(damage_data)] * len(args.score_thr)
+    table["ms_per_image"] = [float("nan")] + [1000.0 * detect_seconds / len(damage_data)] * len(thresholds)
     table.attrs["images"] = pd.concat([pd.DataFrame(rows).drop(columns="matched_errors").assign(pipeline=name)
                                        for name, rows in per_row.items()], ignore_index=True)
     return table
@@ -157,8 +173,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_model_arguments(parser)
     parser.add_argument("--dataset", required=True, help="root with parts/<subset>, damage/<subset> and claims.csv")
     parser.add_argument("--subset", default="test", help="subset to evaluate (default: test)")
-    parser.add_argument("--score-thr", type=float, nargs="+", default=[0.3],
-                        help="score * mask IoU thresholds to compare (default: 0.3)")
+    parser.add_argument("--score-thr", type=float, nargs="+", default=None,
+                        help="score * mask IoU thresholds to compare, each applied to both models (default: each "
+                             "model's visualize_score_thr, the thresholds the estimator uses)")
     parser.add_argument("--out", type=Path, help="write the table as CSV here (and <stem>_images.csv)")
     args = parser.parse_args(argv)
     check_model_arguments(parser, args)

@@ -1,7 +1,7 @@
 """Speed and memory of a config with random weights, printed as ONE JSON line.
 
     python -m src.tools.benchmark CONFIG --mode train|infer --size H W [--batch B] [--steps N]
-                                  [--peer torchvision] [--exec_mode graph|pynative] [--key value ...]
+                                  [--peer torchvision] [--stages] [--exec_mode graph|pynative] [--key value ...]
 
 train: milliseconds per training step (forward, backward, optimizer) on random images with random instances.
 infer: milliseconds per image including pre-processing (resize, normalise, pad) and host post-processing (boxes back
@@ -10,6 +10,13 @@ to the image, mask pasting, RLE). The first call (GRAPH compilation) is reported
 resident memory (host RAM, not device memory). With ``--peer torchvision`` each step is followed by one step of
 torchvision's Mask R-CNN plus a MaskIoU head on the same work in another process (:mod:`src.tools.peer_torchvision`);
 ``peer_*`` are its numbers and ``ratio`` is ours / peer of the median times.
+
+With ``--stages``, ``stages_ms`` is {stage: median ms over ``--steps`` calls} (:mod:`src.tools.stage_timing`, each
+stage its own graph fed with the previous stage's outputs) and ``stages_sum_ms`` their sum; in train mode the stages
+are the forward ones and ``stages_ms["backward_and_update"]`` is ``median_ms`` minus their sum. Per-stage graphs lose
+the cross-stage fusion of the whole network's graph, so ``stages_sum_ms`` is close to, not equal to, the fused step
+time. With ``--peer torchvision`` too, ``peer_stages_ms`` and ``peer_stages_sum_ms`` are the same for torchvision
+(:mod:`src.tools.peer_torchvision_stages`).
 """
 import argparse
 import importlib.util
@@ -20,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -68,14 +75,21 @@ class TorchvisionPeer:
              str(cfg.img_width), "--batch", str(batch), "--num-classes", str(cfg.num_classes), "--seed",
              str(cfg.seed)], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def step(self) -> float:
-        """Seconds of one peer step."""
-        self.process.stdin.write("step\n")
+    def _ask(self, request: str) -> str:
+        self.process.stdin.write(request + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
             raise RuntimeError(f"the torchvision peer stopped (exit code {self.process.wait()})")
-        return float(answer) / 1000.0
+        return answer
+
+    def step(self) -> float:
+        """Seconds of one peer step."""
+        return float(self._ask("step")) / 1000.0
+
+    def stages(self, steps: int) -> Dict[str, float]:
+        """{stage: median ms over ``steps`` calls} of the peer's step."""
+        return json.loads(self._ask(f"stages {steps}"))
 
     def close(self) -> None:
         self.process.stdin.write("quit\n")
@@ -90,13 +104,24 @@ def summary(times: Sequence[float]) -> dict:
             "min_ms": round(min(steady), 2)}
 
 
-def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) -> dict:
-    """Run the benchmark (with ``peer`` 'torchvision', interleaved with the peer's steps); returns the JSON-able
-    result."""
+def stage_results(stage_times: Callable[[], Dict[str, float]], step_ms: float, mode: str) -> dict:
+    """``stages_ms`` (in train mode with ``backward_and_update``, the step time minus the forward stages' sum) and
+    ``stages_sum_ms`` (the sum of the timed stages: in train mode the forward ones)."""
+    stages = stage_times()
+    forward_sum = round(sum(stages.values()), 2)
+    if mode == "train":
+        stages["backward_and_update"] = round(step_ms - forward_sum, 2)
+    return {"stages_ms": stages, "stages_sum_ms": forward_sum}
+
+
+def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None, stages: bool = False) -> dict:
+    """Run the benchmark (with ``peer`` 'torchvision', interleaved with the peer's steps; with ``stages``, then the
+    per-stage times); returns the JSON-able result."""
     from src.eval_utils import detect_image, encode_mask
     from src.lr_schedule import get_lr
     from src.model_utils.device_adapter import init_env
     from src.network_define import TrainStep, build_detector, build_optimizer
+    from src.tools import stage_timing
 
     init_env(cfg)
     model, infer_net = build_detector(cfg)
@@ -108,6 +133,9 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) ->
 
         def run(index: int) -> None:
             trainer.step(batch, index)
+
+        def stage_times() -> Dict[str, float]:
+            return stage_timing.train_stage_times(trainer, batch, steps)
     else:
         from src.data.transforms import TransformParams
 
@@ -119,6 +147,10 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) ->
             for detection in detect_image(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary,
                                           cfg.test_cfg.rcnn.mask_paste):
                 encode_mask(detection["mask"])
+
+        def stage_times() -> Dict[str, float]:
+            return stage_timing.infer_stage_times(infer_net, image, params, cfg.test_cfg.rcnn.mask_thr_binary,
+                                                  cfg.test_cfg.rcnn.mask_paste, steps)
     peer_runner = TorchvisionPeer(cfg, mode) if peer == "torchvision" else None
     times, peer_times = [], []
     for index in range(steps + 1):
@@ -131,13 +163,18 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None) ->
         "mode": mode, "device_target": cfg.device_target, "exec_mode": cfg.mode,
         "size": [cfg.img_height, cfg.img_width], "batch": cfg.batch_size if mode == "train" else 1,
         "steps": steps, **summary(times),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
+    if stages:
+        result.update(stage_results(stage_times, result["median_ms"], mode))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     if peer_runner is not None:
-        peer_runner.close()
         peer_summary = summary(peer_times)
         result.update({f"peer_{key}": value for key, value in peer_summary.items()}, peer=peer,
                       ratio=round(result["median_ms"] / peer_summary["median_ms"], 3))
+        if stages:
+            peer_stages = stage_results(lambda: peer_runner.stages(steps), peer_summary["median_ms"], mode)
+            result.update({f"peer_{key}": value for key, value in peer_stages.items()})
+        peer_runner.close()
     return result
 
 
@@ -152,6 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--peer", choices=("torchvision",), default=None,
                         help="also time torchvision's Mask R-CNN (+ a MaskIoU head) on the same work, interleaved, "
                              "and print the ratio (needs torch and torchvision)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time each stage of the step on its own (and the peer's with --peer)")
     parser.add_argument("--exec_mode", choices=("graph", "pynative"), default=None,
                         help="MindSpore execution mode (the config key 'mode'; default: the config's)")
     args, overrides = parser.parse_known_args(argv)
@@ -165,7 +204,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = load_config(args.config, overrides + [token for key, value in pairs.items()
                                                 for token in (f"--{key}", str(value))])
     try:
-        print(json.dumps(benchmark(cfg, args.mode, args.steps, args.peer)))
+        print(json.dumps(benchmark(cfg, args.mode, args.steps, args.peer, args.stages)))
     except RuntimeError as error:
         print(f"benchmark: error: {error}", file=sys.stderr)
         return 2

@@ -3,15 +3,21 @@ request, in its own process (torch and MindSpore are never loaded together).
 
     python -m src.tools.peer_torchvision --mode train|infer --size H W --batch B --num-classes C [--seed S]
 
-Reads one line per step from stdin (``step`` runs one, anything else ends) and answers each with the step's
-milliseconds. The model is torchvision's Mask R-CNN R50-FPN with random weights, FrozenBatchNorm2d and the stem
-and first stage frozen (as the caffe configs; ``maskrcnn_resnet50_fpn`` would train everything with plain BatchNorm
-when given no pretrained weights), images kept at H x W, 100 detections per image at inference (score threshold 0 so
-that the work does not depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2
-fully connected layers) on 128 RoIs when training and 100 at inference, so that both sides do the same work. A
-training step has 3 random instances per image, like the benchmark's own batches.
+Reads one line per request from stdin and answers each with one line: ``step`` runs one step and answers its
+milliseconds; ``stages N`` times the step's stages (:mod:`src.tools.peer_torchvision_stages`), each once untimed then
+N times, and answers a JSON object {stage: median ms}; anything else ends.
+
+The model is torchvision's Mask R-CNN R50-FPN with random weights, FrozenBatchNorm2d and the stem and first stage frozen
+(as the caffe configs; ``maskrcnn_resnet50_fpn`` would train everything with plain BatchNorm when given no pretrained
+weights), images kept at H x W, 100 detections per image at inference (score threshold 0 so that the work does not
+depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2 fully connected layers) on 128
+RoIs when training and 100 at inference, so that both sides do the same work. A training step has 3 random instances per
+image, like the benchmark's own batches, and a learning rate of 0: the update is computed and applied all the same, but
+the random weights stay put (with any positive rate they diverge to NaN within a few steps, the NaN proposals are
+filtered out and later steps do much less work).
 """
 import argparse
+import json
 import sys
 import time
 from typing import List, Optional
@@ -22,6 +28,8 @@ import torchvision
 from torch import nn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import FrozenBatchNorm2d
+
+from src.tools import peer_torchvision_stages
 
 MASK_IOU_ROIS = {"train": 128, "infer": 100}
 INSTANCES = 3
@@ -82,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode == "train":
         model.train()
         parameters = [p for p in list(model.parameters()) + list(mask_iou_head.parameters()) if p.requires_grad]
-        optimizer = torch.optim.SGD(parameters, lr=0.001, momentum=0.9)
+        optimizer = torch.optim.SGD(parameters, lr=0.0, momentum=0.9)
         targets = random_targets(args.batch, height, width, args.num_classes, rng)
 
         def step() -> None:
@@ -92,6 +100,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
+        def stage_times(steps: int) -> dict:
+            return peer_torchvision_stages.train_stage_times(model, mask_iou_head, images, targets, rois, steps)
     else:
         model.eval()
 
@@ -100,12 +111,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                 model(images)
                 mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
 
+        def stage_times(steps: int) -> dict:
+            return peer_torchvision_stages.infer_stage_times(model, mask_iou_head, images, rois, steps)
+
     for line in sys.stdin:
-        if line.strip() != "step":
+        request = line.split()
+        if request == ["step"]:
+            start = time.perf_counter()
+            step()
+            print(f"{1000.0 * (time.perf_counter() - start):.3f}", flush=True)
+        elif len(request) == 2 and request[0] == "stages":
+            print(json.dumps(stage_times(int(request[1]))), flush=True)
+        else:
             break
-        start = time.perf_counter()
-        step()
-        print(f"{1000.0 * (time.perf_counter() - start):.3f}", flush=True)
     return 0
 
 
