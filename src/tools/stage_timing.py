@@ -14,7 +14,7 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 from mindspore.common.api import _pynative_executor
 
-from src.blocks.ms_rcnn import MsRcnn, MsRcnnInfer, _with_batch_index
+from src.blocks.ms_rcnn import MsRcnnInfer, _with_batch_index
 from src.blocks.utils import multiclass_nms, select_class
 from src.data.transforms import TransformParams, prepare_image
 from src.eval_utils import encode_mask, postprocess_image
