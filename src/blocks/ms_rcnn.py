@@ -93,13 +93,36 @@ class MsRcnn(nn.Cell):
         loss_rpn_cls, loss_rpn_bbox = self.rpn_head.loss(rpn_cls, rpn_reg, gt_bboxes, gt_valids, img_meta,
                                                          rpn_priorities)
         proposals, proposal_valids = self.train_proposals(rpn_cls, rpn_reg, img_meta)[::2]
-
-        rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
-        pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
         priorities = rcnn_priorities
         if priorities is None:
             priorities = self.mask_assigner_sampler.draw(img.shape[0], proposals.shape[1], gt_bboxes.shape[1])
-        for image in range(img.shape[0]):
+        (rois, labels, label_weights, bbox_targets, bbox_weights, pos_rois, pos_labels, pos_weights, mask_targets,
+         area_ratios) = self.rcnn_targets(proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks,
+                                          priorities)
+
+        roi_feats = self.bbox_roi_extractor(features[:self.num_bbox_levels], rois)
+        cls_score, bbox_pred = self.bbox_head(roi_feats)
+        loss_cls, loss_bbox = self.bbox_head.loss(cls_score, bbox_pred, labels, label_weights, bbox_targets,
+                                                  bbox_weights)
+
+        mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], pos_rois)
+        mask_logits = self.mask_head(mask_feats)
+        loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
+        mask_prob = ops.stop_gradient(ops.sigmoid(select_class(mask_logits, pos_labels)))
+        mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
+        iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
+            mask_prob, mask_targets, area_ratios, self.mask_thr_binary))
+        loss_mask_iou = self.mask_iou_head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
+        return loss_rpn_cls, loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou
+
+    def rcnn_targets(self, proposals: Tensor, proposal_valids: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
+                     gt_valids: Tensor, gt_masks: Tensor, priorities: Tensor) -> Tuple[Tensor, ...]:
+        """Assignment, sampling and mask targets of a batch (the images one by one), concatenated over the images:
+        (rois [B * N, 5] with their batch index, labels, label_weights, bbox_targets, bbox_weights, pos_rois
+        [B * M, 5], pos_labels, pos_weights float32, mask_targets, area_ratios)."""
+        rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
+        pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
+        for image in range(proposals.shape[0]):
             targets = self.mask_assigner_sampler(proposals[image], proposal_valids[image], gt_bboxes[image],
                                                  gt_labels[image], gt_valids[image], gt_masks[image],
                                                  priorities[image])
@@ -113,25 +136,10 @@ class MsRcnn(nn.Cell):
             pos_valids.append(targets[7])
             mask_targets.append(targets[8])
             area_ratios.append(targets[9])
-
-        roi_feats = self.bbox_roi_extractor(features[:self.num_bbox_levels], _with_batch_index(rois))
-        cls_score, bbox_pred = self.bbox_head(roi_feats)
-        loss_cls, loss_bbox = self.bbox_head.loss(cls_score, bbox_pred, ops.concat(labels, 0),
-                                                  ops.concat(label_weights, 0), ops.concat(bbox_targets, 0),
-                                                  ops.concat(bbox_weights, 0))
-
-        pos_labels = ops.concat(pos_labels, 0)
-        pos_weights = ops.cast(ops.concat(pos_valids, 0), ms.float32)
-        mask_targets = ops.concat(mask_targets, 0)
-        mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], _with_batch_index(pos_rois))
-        mask_logits = self.mask_head(mask_feats)
-        loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
-        mask_prob = ops.stop_gradient(ops.sigmoid(select_class(mask_logits, pos_labels)))
-        mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
-        iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
-            mask_prob, mask_targets, ops.concat(area_ratios, 0), self.mask_thr_binary))
-        loss_mask_iou = self.mask_iou_head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
-        return loss_rpn_cls, loss_rpn_bbox, loss_cls, loss_bbox, loss_mask, loss_mask_iou
+        return (_with_batch_index(rois), ops.concat(labels, 0), ops.concat(label_weights, 0),
+                ops.concat(bbox_targets, 0), ops.concat(bbox_weights, 0), _with_batch_index(pos_rois),
+                ops.concat(pos_labels, 0), ops.cast(ops.concat(pos_valids, 0), ms.float32),
+                ops.concat(mask_targets, 0), ops.concat(area_ratios, 0))
 
 
 class MsRcnnInfer(nn.Cell):
@@ -170,12 +178,23 @@ class MsRcnnInfer(nn.Cell):
         features = model.features(img)
         rpn_cls, rpn_reg = model.rpn_head(features)
         proposals, proposal_valids = self.test_proposals(rpn_cls, rpn_reg, img_meta)[::2]
-        num_proposals = proposals.shape[1]
+        boxes, scores, labels, valids = self.detect_boxes(features, proposals, proposal_valids, img_meta)
+        mask_feats, mask_probs = self.segment(features, boxes, labels)
+        mask_ious = self.score_masks(mask_feats, mask_probs, labels)
+        mask_size = mask_probs.shape[-1]
+        return (boxes, labels, scores, ops.reshape(mask_probs, (batch, self.max_per_img, mask_size, mask_size)),
+                ops.reshape(mask_ious, (batch, self.max_per_img)), valids)
+
+    def detect_boxes(self, features: Tuple[Tensor, ...], proposals: Tensor, proposal_valids: Tensor,
+                     img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Box branch: RoI pooling of the proposals [B, P, 4], box head, decoding, per-class NMS -> (boxes
+        [B, M, 4], scores [B, M], labels [B, M] int32, valids [B, M] bool)."""
+        model = self.model
+        batch, num_proposals = proposals.shape[0], proposals.shape[1]
         rois = _with_batch_index([proposals[image] for image in range(batch)])
         cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))
         cls_score = ops.reshape(cls_score, (batch, num_proposals, -1))
         bbox_pred = ops.reshape(bbox_pred, (batch, num_proposals, -1))
-
         boxes, scores, labels, valids = [], [], [], []
         for image in range(batch):
             cls_prob, decoded = model.bbox_head.get_bboxes(proposals[image], cls_score[image], bbox_pred[image],
@@ -187,13 +206,18 @@ class MsRcnnInfer(nn.Cell):
             scores.append(image_scores)
             labels.append(image_labels)
             valids.append(image_valids)
+        return ops.stack(boxes), ops.stack(scores), ops.stack(labels), ops.stack(valids)
 
-        det_rois = _with_batch_index(boxes)
+    def segment(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        """Mask branch on the detections (boxes [B, M, 4], labels [B, M]) -> (mask_feats, mask_probs [B * M, S, S],
+        the sigmoid of each detection's labelled class)."""
+        model = self.model
+        det_rois = _with_batch_index([boxes[image] for image in range(boxes.shape[0])])
         mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], det_rois)
-        det_labels = ops.concat(labels, 0)
-        mask_probs = ops.sigmoid(select_class(model.mask_head(mask_feats), det_labels))
-        mask_ious = select_class(model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)), det_labels)
-        mask_size = mask_probs.shape[-1]
-        return (ops.stack(boxes), ops.stack(labels), ops.stack(scores),
-                ops.reshape(mask_probs, (batch, self.max_per_img, mask_size, mask_size)),
-                ops.reshape(mask_ious, (batch, self.max_per_img)), ops.stack(valids))
+        mask_probs = ops.sigmoid(select_class(model.mask_head(mask_feats), ops.reshape(labels, (-1,))))
+        return mask_feats, mask_probs
+
+    def score_masks(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor) -> Tensor:
+        """MaskIoU branch -> mask_ious [B * M], the predicted mask IoU of each detection's labelled class."""
+        return select_class(self.model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)),
+                            ops.reshape(labels, (-1,)))

@@ -14,8 +14,8 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 from mindspore.common.api import _pynative_executor
 
-from src.blocks.ms_rcnn import MsRcnnInfer, _with_batch_index
-from src.blocks.utils import multiclass_nms, select_class
+from src.blocks.ms_rcnn import MsRcnnInfer
+from src.blocks.utils import select_class
 from src.data.transforms import TransformParams, prepare_image
 from src.eval_utils import encode_mask, postprocess_image
 from src.network_define import TrainStep
@@ -59,44 +59,22 @@ class InferBoxStage(_Stage):
 
     def construct(self, features: Tuple[Tensor, ...], proposals: Tensor, proposal_valids: Tensor,
                   img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        net, model = self.net, self.net.model
-        batch, num_proposals = proposals.shape[0], proposals.shape[1]
-        rois = _with_batch_index([proposals[image] for image in range(batch)])
-        cls_score, bbox_pred = model.bbox_head(model.bbox_roi_extractor(features[:model.num_bbox_levels], rois))
-        cls_score = ops.reshape(cls_score, (batch, num_proposals, -1))
-        bbox_pred = ops.reshape(bbox_pred, (batch, num_proposals, -1))
-        boxes, scores, labels, valids = [], [], [], []
-        for image in range(batch):
-            cls_prob, decoded = model.bbox_head.get_bboxes(proposals[image], cls_score[image], bbox_pred[image],
-                                                           img_meta[image, 2:4])
-            image_boxes, image_scores, image_labels, image_valids = multiclass_nms(
-                cls_prob, decoded, net.score_thr, net.iou_threshold, net.max_per_img, net.max_candidates,
-                proposal_valids[image], net.min_bbox_size)
-            boxes.append(image_boxes)
-            scores.append(image_scores)
-            labels.append(image_labels)
-            valids.append(image_valids)
-        return ops.stack(boxes), ops.stack(scores), ops.stack(labels), ops.stack(valids)
+        return self.net.detect_boxes(features, proposals, proposal_valids, img_meta)
 
 
 class InferMaskStage(_Stage):
     """Mask RoI pooling and mask head on the detections -> (mask_feats, mask_probs [B * M, S, S] of the labels)
-    (``net``: MsRcnn)."""
+    (``net``: MsRcnnInfer)."""
 
     def construct(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
-        model = self.net
-        det_rois = _with_batch_index([boxes[image] for image in range(boxes.shape[0])])
-        mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], det_rois)
-        mask_probs = ops.sigmoid(select_class(model.mask_head(mask_feats), ops.reshape(labels, (-1,))))
-        return mask_feats, mask_probs
+        return self.net.segment(features, boxes, labels)
 
 
 class InferMaskIoUStage(_Stage):
-    """MaskIoU head -> mask_ious [B * M] of the labels (``net``: MsRcnn)."""
+    """MaskIoU head -> mask_ious [B * M] of the labels (``net``: MsRcnnInfer)."""
 
     def construct(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor) -> Tensor:
-        return select_class(self.net.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)),
-                            ops.reshape(labels, (-1,)))
+        return self.net.score_masks(mask_feats, mask_probs, labels)
 
 
 class TrainRpnStage(_Stage):
@@ -119,31 +97,12 @@ class TrainProposalStage(_Stage):
 
 
 class TrainTargetStage(_Stage):
-    """Assignment, sampling and mask targets -> (rois, labels, label_weights, bbox_targets, bbox_weights, pos_rois,
-    pos_labels, pos_weights, mask_targets, area_ratios), concatenated over the batch, rois with their batch index."""
+    """Assignment, sampling and mask targets -> the tuple of :meth:`MsRcnn.rcnn_targets`."""
 
     def construct(self, proposals: Tensor, proposal_valids: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
                   gt_valids: Tensor, gt_masks: Tensor, rcnn_priorities: Tensor) -> Tuple[Tensor, ...]:
-        rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
-        pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
-        for image in range(proposals.shape[0]):
-            targets = self.net.mask_assigner_sampler(proposals[image], proposal_valids[image], gt_bboxes[image],
-                                                     gt_labels[image], gt_valids[image], gt_masks[image],
-                                                     rcnn_priorities[image])
-            rois.append(targets[0])
-            labels.append(targets[1])
-            label_weights.append(targets[2])
-            bbox_targets.append(targets[3])
-            bbox_weights.append(targets[4])
-            pos_rois.append(targets[5])
-            pos_labels.append(targets[6])
-            pos_valids.append(targets[7])
-            mask_targets.append(targets[8])
-            area_ratios.append(targets[9])
-        return (_with_batch_index(rois), ops.concat(labels, 0), ops.concat(label_weights, 0),
-                ops.concat(bbox_targets, 0), ops.concat(bbox_weights, 0), _with_batch_index(pos_rois),
-                ops.concat(pos_labels, 0), ops.cast(ops.concat(pos_valids, 0), ms.float32),
-                ops.concat(mask_targets, 0), ops.concat(area_ratios, 0))
+        return self.net.rcnn_targets(proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks,
+                                     rcnn_priorities)
 
 
 class TrainBoxStage(_Stage):
@@ -201,7 +160,7 @@ def infer_stage_times(infer_net: MsRcnnInfer, image: np.ndarray, params: Transfo
                       mask_paste: str, steps: int) -> Dict[str, float]:
     """{INFER_STAGES name: median ms} of one BGR uint8 image, the work of ``detect_image`` + ``encode_mask``."""
     cells = [BackboneStage(infer_net.model), InferRpnStage(infer_net), InferBoxStage(infer_net),
-             InferMaskStage(infer_net.model), InferMaskIoUStage(infer_net.model)]
+             InferMaskStage(infer_net), InferMaskIoUStage(infer_net)]
     for cell in cells:
         cell.set_train(False)
     backbone, rpn, box, mask, mask_iou = cells
