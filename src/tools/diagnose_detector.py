@@ -17,6 +17,7 @@ import sys
 from typing import List, Optional, Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from src.model_utils.config import Config, parse_cli
 
@@ -25,16 +26,13 @@ RECALL_IOUS = (0.5, 0.7)
 
 def best_overlaps(proposals: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
     """proposals [P,4], gt_boxes [G,4] (x1, y1, x2, y2) -> [G] float: each gt box's highest IoU with a proposal (0
-    without proposals)."""
+    without proposals), by pycocotools' box IoU."""
     if len(proposals) == 0:
         return np.zeros(len(gt_boxes))
-    left_top = np.maximum(gt_boxes[:, None, :2], proposals[None, :, :2])
-    right_bottom = np.minimum(gt_boxes[:, None, 2:], proposals[None, :, 2:])
-    inter = np.prod(np.clip(right_bottom - left_top, 0, None), axis=2)
-    gt_areas = np.prod(gt_boxes[:, 2:] - gt_boxes[:, :2], axis=1)
-    proposal_areas = np.prod(proposals[:, 2:] - proposals[:, :2], axis=1)
-    union = gt_areas[:, None] + proposal_areas[None, :] - inter
-    return (inter / np.maximum(union, 1e-9)).max(axis=1)
+    gt_xywh = np.concatenate([gt_boxes[:, :2], gt_boxes[:, 2:] - gt_boxes[:, :2]], axis=1).astype(np.float64)
+    proposal_xywh = np.concatenate([proposals[:, :2], proposals[:, 2:] - proposals[:, :2]], axis=1).astype(np.float64)
+    ious = mask_utils.iou(gt_xywh, proposal_xywh, [0] * len(proposals))
+    return np.asarray(ious).reshape(len(gt_boxes), len(proposals)).max(axis=1)
 
 
 def format_diagnosis(labels: np.ndarray, overlaps: np.ndarray, predicted: np.ndarray,
