@@ -64,7 +64,7 @@ class MsRcnn(nn.Cell):
         fpn_cfg = cfg.neck.fpn
         self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs)
         self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
-        self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors, img_shape,
+        self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors,
                                                  cfg.rpn.bbox_coder)
         self.mask_assigner_sampler = MaskAssignerSampler(cfg, int(cfg.seed), RCNN_SEED_STREAM)
         self.bbox_roi_extractor = SingleLayerRoIExtractor(cfg.roi)
@@ -163,7 +163,7 @@ class MsRcnnInfer(nn.Cell):
         cfg = model.cfg
         self.model = model
         img_shape = tuple(img_shape) if img_shape is not None else input_shape(cfg)
-        self.test_proposals = ProposalGenerator(cfg.test_cfg.rpn, model.rpn_head.anchors_for(img_shape), img_shape,
+        self.test_proposals = ProposalGenerator(cfg.test_cfg.rpn, model.rpn_head.anchors_for(img_shape),
                                                 cfg.rpn.bbox_coder)
         rcnn_cfg = cfg.test_cfg.rcnn
         self.score_thr = float(rcnn_cfg.score_thr)

@@ -13,7 +13,8 @@ torchvision's Mask R-CNN plus a MaskIoU head on the same work in another process
 
 With ``--stages``, ``stages_ms`` is {stage: median ms over ``--steps`` calls} (:mod:`src.tools.stage_timing`, each
 stage its own graph fed with the previous stage's outputs) and ``stages_sum_ms`` their sum; in train mode the stages
-are the forward ones and ``stages_ms["backward_and_update"]`` is ``median_ms`` minus their sum. Per-stage graphs lose
+are the forward ones, and ``stages_ms["backward_and_update"]`` is the median of (whole training step - whole forward
+pass) over ``--steps`` pairs timed back to back (:func:`src.tools.stage_clock.time_backward`). Per-stage graphs lose
 the cross-stage fusion of the whole network's graph, so ``stages_sum_ms`` is close to, not equal to, the fused step
 time. With ``--peer torchvision`` too, ``peer_stages_ms`` and ``peer_stages_sum_ms`` are the same for torchvision
 (:mod:`src.tools.peer_torchvision_stages`).
@@ -104,13 +105,9 @@ def summary(times: Sequence[float]) -> dict:
             "min_ms": round(min(steady), 2)}
 
 
-def stage_results(stage_times: Callable[[], Dict[str, float]], step_ms: float, mode: str) -> dict:
-    """``stages_ms`` (in train mode with ``backward_and_update``, the step time minus the forward stages' sum) and
-    ``stages_sum_ms`` (the sum of the timed stages: in train mode the forward ones)."""
-    stages = stage_times()
-    forward_sum = round(sum(stages.values()), 2)
-    if mode == "train":
-        stages["backward_and_update"] = round(step_ms - forward_sum, 2)
+def stage_results(stages: Dict[str, float]) -> dict:
+    """``stages_ms`` and ``stages_sum_ms`` (the sum of the forward stages, without ``backward_and_update``)."""
+    forward_sum = round(sum(value for name, value in stages.items() if name != "backward_and_update"), 2)
     return {"stages_ms": stages, "stages_sum_ms": forward_sum}
 
 
@@ -165,14 +162,14 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None, st
         "steps": steps, **summary(times),
     }
     if stages:
-        result.update(stage_results(stage_times, result["median_ms"], mode))
+        result.update(stage_results(stage_times()))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     if peer_runner is not None:
         peer_summary = summary(peer_times)
         result.update({f"peer_{key}": value for key, value in peer_summary.items()}, peer=peer,
                       ratio=round(result["median_ms"] / peer_summary["median_ms"], 3))
         if stages:
-            peer_stages = stage_results(lambda: peer_runner.stages(steps), peer_summary["median_ms"], mode)
+            peer_stages = stage_results(peer_runner.stages(steps))
             result.update({f"peer_{key}": value for key, value in peer_stages.items()})
         peer_runner.close()
     return result

@@ -93,16 +93,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         optimizer = torch.optim.SGD(parameters, lr=0.0, momentum=0.9)
         targets = random_targets(args.batch, height, width, args.num_classes, rng)
 
-        def step() -> None:
+        def forward() -> torch.Tensor:
             losses = model(images, targets)
             mask_iou = mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
-            loss = sum(losses.values()) + mask_iou.square().mean()
+            return sum(losses.values()) + mask_iou.square().mean()
+
+        def step() -> None:
+            loss = forward()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
         def stage_times(steps: int) -> dict:
-            return peer_torchvision_stages.train_stage_times(model, mask_iou_head, images, targets, rois, steps)
+            return peer_torchvision_stages.train_stage_times(model, mask_iou_head, images, targets, rois, steps,
+                                                             forward, step)
     else:
         model.eval()
 

@@ -7,7 +7,7 @@ in a training step); the mask targets, which torchvision computes inside ``maskr
 targets, and the mask loss is that of ``maskrcnn_loss`` on them. ``preprocess`` is ``model.transform`` (resize,
 normalise, batch; in training also the targets' masks).
 """
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import torch
 from torch.nn import functional
@@ -15,7 +15,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import fastrcnn_loss, maskrcnn_inference, project_masks_on_boxes
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 
-from src.tools.stage_clock import Stage, time_stages
+from src.tools.stage_clock import Stage, time_backward, time_stages
 
 MASK_SIZE = 28  # torchvision's mask logits: 14 x 14 RoI features upsampled twice
 
@@ -64,10 +64,13 @@ def infer_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
 
 
 def train_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: List[torch.Tensor],
-                      targets: List[dict], rois: int, steps: int) -> Dict[str, float]:
-    """{stage: median ms} of the forward pass of one training step: preprocess, backbone_fpn, rpn_head_loss (head,
+                      targets: List[dict], rois: int, steps: int, forward: Callable[[], torch.Tensor],
+                      step: Callable[[], None]) -> Dict[str, float]:
+    """{stage: median ms} of one training step: the forward stages preprocess, backbone_fpn, rpn_head_loss (head,
     anchors, anchor assignment, loss), proposals (decoding, NMS), targets (proposal assignment, sampling, mask
-    targets), box_branch (+loss), mask_branch (+loss), mask_iou_branch (head on ``rois`` RoIs + loss, as the step)."""
+    targets), box_branch (+loss), mask_branch (+loss), mask_iou_branch (head on ``rois`` RoIs + loss, as the step),
+    then backward_and_update: ``step`` (the whole training step) minus ``forward`` (its forward pass), paired
+    (:func:`src.tools.stage_clock.time_backward`)."""
     rpn, heads = model.rpn, model.roi_heads
 
     def rpn_head_loss(values: dict) -> dict:
@@ -128,4 +131,6 @@ def train_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
         ("mask_branch", mask_branch),
         ("mask_iou_branch", lambda v: {"loss_mask_iou": mask_iou_head(*iou_inputs).square().mean()}),
     ]
-    return time_stages(stages, {"images": images, "raw_targets": targets}, steps)
+    medians = time_stages(stages, {"images": images, "raw_targets": targets}, steps)
+    medians["backward_and_update"] = time_backward(forward, step, steps)
+    return medians

@@ -28,3 +28,21 @@ def time_stages(stages: Sequence[Stage], inputs: Dict[str, Any], steps: int,
         medians[name] = round(1000.0 * statistics.median(times), 2)
         values.update(outputs)
     return medians
+
+
+def time_backward(forward: Callable[[], Any], step: Callable[[], Any], steps: int,
+                  sync: Callable[[], None] = lambda: None) -> float:
+    """Median milliseconds of a training step's backward pass and update: over ``steps`` pairs, the time of ``step``
+    (forward, backward, update) minus the time of ``forward`` (the same forward pass alone) measured just before it,
+    so that both sides of each difference see the same machine load. Each is called once untimed first."""
+    differences = []
+    for index in range(steps + 1):
+        start = time.perf_counter()
+        forward()
+        sync()
+        middle = time.perf_counter()
+        step()
+        sync()
+        if index:
+            differences.append((time.perf_counter() - middle) - (middle - start))
+    return round(1000.0 * statistics.median(differences), 2)

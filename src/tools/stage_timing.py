@@ -19,7 +19,7 @@ from src.blocks.utils import select_class
 from src.data.transforms import TransformParams, prepare_image
 from src.eval_utils import encode_mask, postprocess_image
 from src.network_define import TrainStep
-from src.tools.stage_clock import Stage, time_stages
+from src.tools.stage_clock import Stage, time_backward, time_stages
 
 INFER_STAGES = ("preprocess", "backbone_fpn", "rpn_proposals", "box_branch", "mask_branch", "mask_iou_branch",
                 "host_postprocess")
@@ -193,7 +193,8 @@ def infer_stage_times(infer_net: MsRcnnInfer, image: np.ndarray, params: Transfo
 
 def train_stage_times(trainer: TrainStep, batch: Sequence[Tensor], steps: int) -> Dict[str, float]:
     """{TRAIN_STAGES name: median ms} of the forward pass of ``trainer.network`` (an :class:`MsRcnn`) on ``batch``,
-    with the ground-truth columns and sampling priorities a training step would use."""
+    with the ground-truth columns and sampling priorities a training step would use, then ``backward_and_update``:
+    the whole training step minus the whole forward pass, paired (:func:`src.tools.stage_clock.time_backward`)."""
     model = trainer.network
     fitted = trainer.fit_gts(batch)
     priorities = trainer.priorities(int(batch[0].shape[0]), int(batch[2].shape[1]), int(fitted[2].shape[1]))
@@ -221,4 +222,7 @@ def train_stage_times(trainer: TrainStep, batch: Sequence[Tensor], steps: int) -
         ("mask_iou_branch", lambda v: _nothing(mask_iou(v["mask_feats"], v["mask_logits"], v["mask_targets"],
                                                         v["area_ratios"], v["pos_labels"], v["pos_weights"]))),
     )
-    return time_stages(stages, inputs, steps, synchronize)
+    medians = time_stages(stages, inputs, steps, synchronize)
+    medians["backward_and_update"] = time_backward(lambda: model(*fitted, *priorities),
+                                                   lambda: trainer.step(batch, 0), steps, synchronize)
+    return medians

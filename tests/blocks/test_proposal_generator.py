@@ -61,7 +61,7 @@ def test_hand_made_boxes():
     # last box of level 0 lies outside the 100x120 content: clipped to zero size then dropped
     img_meta = np.array([[100, 120, 100, 120, 1, 1]], np.float32)
     cfg = Config.from_dict({"nms_pre": 6, "max_per_img": 6, "iou_threshold": 0.5, "min_bbox_size": 0})
-    generator = ProposalGenerator(cfg, [level0, level1], (128, 128), CODER)
+    generator = ProposalGenerator(cfg, [level0, level1], CODER)
     cls_scores = Tensor(logit(np.concatenate([scores0, scores1]))[None].astype(np.float32))
     deltas = Tensor(np.zeros((1, 12, 4), np.float32))
     proposals, scores, valids = generator(cls_scores, deltas, Tensor(img_meta))
@@ -86,7 +86,7 @@ def test_random_boxes_and_decoding():
         level_scores.append(rng.uniform(0.05, 0.95, size).astype(np.float32))
     deltas = rng.normal(0, 0.1, (1, 52, 4)).astype(np.float32)
     cfg = Config.from_dict({"nms_pre": 20, "max_per_img": 16, "iou_threshold": 0.6, "min_bbox_size": 4})
-    generator = ProposalGenerator(cfg, level_boxes, (128, 128), CODER)
+    generator = ProposalGenerator(cfg, level_boxes, CODER)
     img_meta = np.array([[128, 128, 110, 128, 1, 1]], np.float32)
     proposals, _, valids = generator(Tensor(logit(np.concatenate(level_scores))[None].astype(np.float32)),
                                      Tensor(deltas), Tensor(img_meta))
@@ -103,3 +103,27 @@ def test_random_boxes_and_decoding():
     count = min(len(expected_boxes), 16)
     assert valids.asnumpy()[0].sum() == count
     np.testing.assert_allclose(proposals.asnumpy()[0, :count], expected_boxes[:count], atol=1e-3)
+
+
+def test_equal_scores_keep_anchor_order_within_and_across_levels():
+    """Many equal scores (three values) on overlapping boxes: which box suppresses which depends on the order of
+    equals, so the result must follow the anchors' order inside a level and the levels' order across them (the
+    reference's stable sorts). TopK keeps the order of equals only when it returns every element, so nms_pre and
+    max_per_img take all boxes here; with fewer, which of several equal boxes makes the cut is TopK's choice."""
+    rng = np.random.default_rng(11)
+    level_boxes, level_scores = [], []
+    for size in (60, 25, 9):
+        xy = rng.uniform(0, 60, (size, 2))
+        level_boxes.append(np.concatenate([xy, xy + rng.uniform(10, 30, (size, 2))], 1).astype(np.float32))
+        level_scores.append(rng.choice(np.array([0.3, 0.5, 0.7], np.float32), size))
+    cfg = Config.from_dict({"nms_pre": 60, "max_per_img": 94, "iou_threshold": 0.3, "min_bbox_size": 12})
+    generator = ProposalGenerator(cfg, level_boxes, CODER)
+    img_meta = np.array([[96, 96, 96, 96, 1, 1]], np.float32)
+    scores = logit(np.concatenate(level_scores).astype(np.float64))[None].astype(np.float32)
+    proposals, proposal_scores, valids = generator(Tensor(scores), Tensor(np.zeros((1, 94, 4), np.float32)),
+                                                   Tensor(img_meta))
+    expected_boxes, expected_scores = reference(level_boxes, level_scores, 60, 0.3, 12, 94, (96, 96))
+    count = len(expected_boxes)
+    assert 10 < count < 60 and valids.asnumpy()[0].sum() == count
+    np.testing.assert_allclose(proposals.asnumpy()[0, :count], expected_boxes, atol=1e-4)
+    np.testing.assert_allclose(proposal_scores.asnumpy()[0, :count], expected_scores, atol=1e-6)

@@ -30,13 +30,10 @@ def assert_stages(stages: dict, names: tuple, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["infer", "train"])
 def test_stages_time_every_stage_of_our_model(mode, capsys):
-    result = run_benchmark(capsys, mode, 1, "--stages")
+    result = run_benchmark(capsys, mode, 2, "--stages")
     assert_stages(result["stages_ms"], INFER_STAGES if mode == "infer" else TRAIN_STAGES, mode)
     forward = [value for name, value in result["stages_ms"].items() if name != "backward_and_update"]
     assert result["stages_sum_ms"] == pytest.approx(sum(forward), abs=0.05)
-    if mode == "train":
-        assert result["stages_ms"]["backward_and_update"] == pytest.approx(
-            result["median_ms"] - result["stages_sum_ms"], abs=0.05)
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])

@@ -1,5 +1,5 @@
-"""Small shared operations of the detector heads: weighted means, the labelled class's output, NMS of groups of boxes
-in one call, and multi-class NMS with static shapes."""
+"""Small shared operations of the detector heads: weighted means, the labelled class's output, NMS of sorted boxes
+(and of groups of boxes in one call), and multi-class NMS with static shapes."""
 from typing import Optional, Tuple
 
 import mindspore as ms
@@ -30,20 +30,22 @@ def select_class(class_outputs: Tensor, labels: Tensor) -> Tensor:
     return (class_outputs * one_hot).sum(axis=1)
 
 
-def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: ops.NMSWithMask) -> Tensor:
-    """Keep mask of NMS run within groups of boxes, all groups in one ``NMSWithMask`` call.
-
-    sorted_boxes [N, 4] (x1, y1, x2, y2) are in decreasing score order; group_offsets [N] float32 shift each box by
-    its group's offset (group index times more than the coordinate range), so boxes of different groups never
-    overlap. ``NMSWithMask`` returns indices into its own score-sorted list (MindSpore 2.x, CPU and GPU), so it is
-    given the strictly decreasing scores N, ..., 1 in place of the real ones: its sort keeps the input order, ties
-    included, and its keep mask [N] bool is read in that order.
-    """
+def sorted_nms_keep(sorted_boxes: Tensor, nms: ops.NMSWithMask) -> Tensor:
+    """Keep mask [N] bool of greedy NMS over sorted_boxes [N, 4] (x1, y1, x2, y2) in decreasing score order.
+    ``NMSWithMask`` returns indices into its own score-sorted list (MindSpore 2.x, CPU and GPU), so it is given the
+    strictly decreasing scores N, ..., 1 in place of the real ones: its sort keeps the input order, ties included,
+    and its keep mask is read in that order."""
     num_boxes = sorted_boxes.shape[0]
-    shifted = sorted_boxes + ops.expand_dims(group_offsets, 1)
     rank_scores = ops.arange(num_boxes, 0, -1, dtype=ms.float32)
-    nms_input = ops.concat((shifted, ops.expand_dims(rank_scores, 1)), axis=1)
+    nms_input = ops.concat((sorted_boxes, ops.expand_dims(rank_scores, 1)), axis=1)
     return nms(ops.stop_gradient(nms_input))[2]
+
+
+def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: ops.NMSWithMask) -> Tensor:
+    """Keep mask [N] bool of NMS run within groups of boxes, all groups in one ``NMSWithMask`` call
+    (:func:`sorted_nms_keep`): sorted_boxes [N, 4] in decreasing score order are shifted by group_offsets [N] float32
+    (group index times more than the coordinate range), so boxes of different groups never overlap."""
+    return sorted_nms_keep(sorted_boxes + ops.expand_dims(group_offsets, 1), nms)
 
 
 def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
