@@ -11,7 +11,7 @@ from src.blocks.dense_heads import ProposalGenerator, RPNHead
 from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
 from src.blocks.necks import FPN
 from src.blocks.roi_extractors import SingleLayerRoIExtractor
-from src.blocks.utils import multiclass_nms, select_class
+from src.blocks.utils import multiclass_nms, run_on_valid_chunks, select_class
 from src.model_utils.config import Config
 
 RCNN_SEED_STREAM = 2
@@ -75,10 +75,31 @@ class MsRcnn(nn.Cell):
         self.mask_head = FCNMaskHead(cfg.mask_head, num_classes)
         self.mask_iou_head = MaskIoUHead(cfg.mask_iou_head, num_classes)
         self.mask_thr_binary = float(cfg.train_cfg.rcnn.mask_thr_binary)
+        self.mask_chunk_size = int(cfg.mask_roi.chunk_size)
+        mask_size = 2 * int(cfg.mask_roi.roi_layer.out_size)
+        self.mask_logits_shape = (num_classes - 1, mask_size, mask_size)
 
     def features(self, img: Tensor) -> Tuple[Tensor, ...]:
         """img [B, 3, H, W] -> FPN outputs (tuple of num_outs maps)."""
         return self.neck(self.backbone(img))
+
+    def mask_logits(self, mask_feats: Tensor, valids: Tensor) -> Tensor:
+        """Mask head on RoI features [K, C, S, S] -> mask logits [K, num_classes - 1, 2S, 2S]; with
+        ``mask_roi.chunk_size`` > 0 only chunks holding a valid row (valids [K]) run, the others are zeros
+        (:func:`run_on_valid_chunks`)."""
+        if self.mask_chunk_size == 0:
+            return self.mask_head(mask_feats)
+        return run_on_valid_chunks(self.mask_head, (mask_feats,), valids, self.mask_chunk_size,
+                                   self.mask_logits_shape)
+
+    def mask_iou(self, mask_feats: Tensor, mask_prob: Tensor, valids: Tensor) -> Tensor:
+        """MaskIoU head on RoI features [K, C, S, S] and mask probabilities [K, 2S, 2S] -> mask_iou_pred
+        [K, num_classes - 1], chunked as :meth:`mask_logits`."""
+        mask_prob = ops.expand_dims(mask_prob, 1)
+        if self.mask_chunk_size == 0:
+            return self.mask_iou_head(mask_feats, mask_prob)
+        return run_on_valid_chunks(self.mask_iou_head, (mask_feats, mask_prob), valids, self.mask_chunk_size,
+                                   self.mask_logits_shape[:1])
 
     def priority_shapes(self, batch_size: int, num_gts: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
         """Shapes of ``rpn_priorities`` ([B, anchors]) and ``rcnn_priorities`` ([B, proposals (+ gts)])."""
@@ -106,10 +127,10 @@ class MsRcnn(nn.Cell):
                                                   bbox_weights)
 
         mask_feats = self.mask_roi_extractor(features[:self.num_mask_levels], pos_rois)
-        mask_logits = self.mask_head(mask_feats)
+        mask_logits = self.mask_logits(mask_feats, pos_weights)
         loss_mask = self.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
         mask_prob = ops.stop_gradient(ops.sigmoid(select_class(mask_logits, pos_labels)))
-        mask_iou_pred = self.mask_iou_head(mask_feats, ops.expand_dims(mask_prob, 1))
+        mask_iou_pred = self.mask_iou(mask_feats, mask_prob, pos_weights)
         iou_targets = ops.stop_gradient(self.mask_iou_head.get_targets(
             mask_prob, mask_targets, area_ratios, self.mask_thr_binary))
         loss_mask_iou = self.mask_iou_head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
@@ -179,8 +200,8 @@ class MsRcnnInfer(nn.Cell):
         rpn_cls, rpn_reg = model.rpn_head(features)
         proposals, proposal_valids = self.test_proposals(rpn_cls, rpn_reg, img_meta)[::2]
         boxes, scores, labels, valids = self.detect_boxes(features, proposals, proposal_valids, img_meta)
-        mask_feats, mask_probs = self.segment(features, boxes, labels)
-        mask_ious = self.score_masks(mask_feats, mask_probs, labels)
+        mask_feats, mask_probs = self.segment(features, boxes, labels, valids)
+        mask_ious = self.score_masks(mask_feats, mask_probs, labels, valids)
         mask_size = mask_probs.shape[-1]
         return (boxes, labels, scores, ops.reshape(mask_probs, (batch, self.max_per_img, mask_size, mask_size)),
                 ops.reshape(mask_ious, (batch, self.max_per_img)), valids)
@@ -208,16 +229,18 @@ class MsRcnnInfer(nn.Cell):
             valids.append(image_valids)
         return ops.stack(boxes), ops.stack(scores), ops.stack(labels), ops.stack(valids)
 
-    def segment(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
-        """Mask branch on the detections (boxes [B, M, 4], labels [B, M]) -> (mask_feats, mask_probs [B * M, S, S],
-        the sigmoid of each detection's labelled class)."""
+    def segment(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor,
+                valids: Tensor) -> Tuple[Tensor, Tensor]:
+        """Mask branch on the detections (boxes [B, M, 4], labels [B, M], valids [B, M]) -> (mask_feats, mask_probs
+        [B * M, S, S], the sigmoid of each detection's labelled class; with ``mask_roi.chunk_size`` > 0, 0.5 on
+        the invalid rows of chunks without a valid detection)."""
         model = self.model
         det_rois = _with_batch_index([boxes[image] for image in range(boxes.shape[0])])
         mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], det_rois)
-        mask_probs = ops.sigmoid(select_class(model.mask_head(mask_feats), ops.reshape(labels, (-1,))))
-        return mask_feats, mask_probs
+        mask_logits = model.mask_logits(mask_feats, ops.reshape(valids, (-1,)))
+        return mask_feats, ops.sigmoid(select_class(mask_logits, ops.reshape(labels, (-1,))))
 
-    def score_masks(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor) -> Tensor:
+    def score_masks(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor, valids: Tensor) -> Tensor:
         """MaskIoU branch -> mask_ious [B * M], the predicted mask IoU of each detection's labelled class."""
-        return select_class(self.model.mask_iou_head(mask_feats, ops.expand_dims(mask_probs, 1)),
+        return select_class(self.model.mask_iou(mask_feats, mask_probs, ops.reshape(valids, (-1,))),
                             ops.reshape(labels, (-1,)))

@@ -351,6 +351,7 @@ def validate(cfg: Config, source: str = "config") -> None:
               f"a prefix of the FPN strides {strides}")
         check(f"{roi_key}.finest_scale", positive, "> 0")
         check(f"{roi_key}.sample_num", positive, "> 0")
+    check("mask_roi.chunk_size", non_negative, ">= 0 (0 = the mask heads run on every RoI slot)")
     rcnn_sampler = cfg.train_cfg.rcnn.sampler
     min_mask_rois = int(rcnn_sampler.num * rcnn_sampler.pos_fraction)
     check("mask_roi.sample_num", lambda v: min_mask_rois <= v <= rcnn_sampler.num,

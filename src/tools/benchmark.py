@@ -5,7 +5,9 @@
 
 train: milliseconds per training step (forward, backward, optimizer) on random images with random instances.
 infer: milliseconds per image including pre-processing (resize, normalise, pad) and host post-processing (boxes back
-to the image, mask pasting, RLE). The first call (GRAPH compilation) is reported separately as ``compile_s``;
+to the image, mask pasting, RLE) with the box classifier zeroed and ``test_cfg.rcnn.score_thr`` 0 unless given: every
+image keeps ``test_cfg.rcnn.max_per_img`` detections, as a trained model does, so the mask heads and the pasting do
+the work they would (random weights otherwise leave about one detection). The first call (GRAPH compilation) is reported separately as ``compile_s``;
 ``median_ms`` and ``min_ms`` are over the following ``--steps`` calls; ``peak_rss_mb`` is the process's maximum
 resident memory (host RAM, not device memory). With ``--peer torchvision`` each step is followed by one step of
 torchvision's Mask R-CNN plus a MaskIoU head on the same work in another process (:mod:`src.tools.peer_torchvision`);
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +39,9 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from src.model_utils.config import Config, load_config  # noqa: E402
+
+if TYPE_CHECKING:
+    from src.blocks.ms_rcnn import MsRcnn
 
 
 def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
@@ -98,6 +103,15 @@ class TorchvisionPeer:
         self.process.wait(timeout=60)
 
 
+def equal_class_scores(model: "MsRcnn") -> None:
+    """Zero the box classifier so that every class scores 1 / num_classes: random weights otherwise saturate the
+    softmax and leave about one detection per image, far less work than a trained model's ``max_per_img``."""
+    from mindspore import Tensor
+
+    for parameter in model.bbox_head.fc_cls.get_parameters():
+        parameter.set_data(Tensor(np.zeros(parameter.shape, np.float32)))
+
+
 def summary(times: Sequence[float]) -> dict:
     """compile_s (the first call), median_ms and min_ms of the others."""
     steady = [1000.0 * value for value in times[1:]]
@@ -137,6 +151,7 @@ def benchmark(cfg: Config, mode: str, steps: int, peer: Optional[str] = None, st
         from src.data.transforms import TransformParams
 
         infer_net.set_train(False)
+        equal_class_scores(model)
         params = TransformParams.from_config(cfg)
         image = rng.integers(0, 256, (cfg.img_height, cfg.img_width, 3), dtype=np.uint8)
 
@@ -198,8 +213,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         pairs["batch_size"] = args.batch
     if args.exec_mode is not None:
         pairs["mode"] = args.exec_mode
-    cfg = load_config(args.config, overrides + [token for key, value in pairs.items()
-                                                for token in (f"--{key}", str(value))])
+    defaults = ["--test_cfg.rcnn.score_thr", "0"] if args.mode == "infer" else []
+    cfg = load_config(args.config, defaults + overrides + [token for key, value in pairs.items()
+                                                           for token in (f"--{key}", str(value))])
     try:
         print(json.dumps(benchmark(cfg, args.mode, args.steps, args.peer, args.stages)))
     except RuntimeError as error:

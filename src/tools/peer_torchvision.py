@@ -10,8 +10,9 @@ N times, and answers a JSON object {stage: median ms}; anything else ends.
 The model is torchvision's Mask R-CNN R50-FPN with random weights, FrozenBatchNorm2d and the stem and first stage frozen
 (as the caffe configs; ``maskrcnn_resnet50_fpn`` would train everything with plain BatchNorm when given no pretrained
 weights), images kept at H x W, 100 detections per image at inference (score threshold 0 so that the work does not
-depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2 fully connected layers) on 128
-RoIs when training and 100 at inference, so that both sides do the same work. A training step has 3 random instances per
+depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2 fully connected layers) on the
+mask branch's RoI features (the sampled positives when training, the 100 detections at inference, as Mask Scoring
+R-CNN runs it), so that both sides do the same work. A training step has 3 random instances per
 image, like the benchmark's own batches, and a learning rate of 0: the update is computed and applied all the same, but
 the random weights stay put (with any positive rate they diverge to NaN within a few steps, the NaN proposals are
 filtered out and later steps do much less work).
@@ -31,7 +32,6 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from src.tools import peer_torchvision_stages
 
-MASK_IOU_ROIS = {"train": 128, "infer": 100}
 INSTANCES = 3
 
 
@@ -85,8 +85,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         backbone, num_classes=args.num_classes, min_size=min(height, width), max_size=max(height, width),
         box_score_thresh=0.0, box_detections_per_img=100)
     mask_iou_head = MaskIoUHead(args.num_classes)
+    mask_features = {}
+    model.roi_heads.mask_roi_pool.register_forward_hook(
+        lambda module, inputs, output: mask_features.update(latest=output))
+
+    def mask_iou() -> torch.Tensor:
+        """The MaskIoU head on the RoI features of the mask branch just run (and random mask probabilities)."""
+        return peer_torchvision_stages.mask_iou_on(mask_iou_head, mask_features["latest"])
+
     images = [torch.randn(3, height, width) for _ in range(args.batch if args.mode == "train" else 1)]
-    rois = MASK_IOU_ROIS[args.mode]
     if args.mode == "train":
         model.train()
         parameters = [p for p in list(model.parameters()) + list(mask_iou_head.parameters()) if p.requires_grad]
@@ -95,8 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         def forward() -> torch.Tensor:
             losses = model(images, targets)
-            mask_iou = mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
-            return sum(losses.values()) + mask_iou.square().mean()
+            return sum(losses.values()) + mask_iou().square().mean()
 
         def step() -> None:
             loss = forward()
@@ -105,18 +111,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             optimizer.step()
 
         def stage_times(steps: int) -> dict:
-            return peer_torchvision_stages.train_stage_times(model, mask_iou_head, images, targets, rois, steps,
-                                                             forward, step)
+            return peer_torchvision_stages.train_stage_times(model, mask_iou_head, images, targets, steps, forward,
+                                                             step)
     else:
         model.eval()
 
         def step() -> None:
             with torch.no_grad():
                 model(images)
-                mask_iou_head(torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
+                mask_iou()
 
         def stage_times(steps: int) -> dict:
-            return peer_torchvision_stages.infer_stage_times(model, mask_iou_head, images, rois, steps)
+            return peer_torchvision_stages.infer_stage_times(model, mask_iou_head, images, steps)
 
     for line in sys.stdin:
         request = line.split()

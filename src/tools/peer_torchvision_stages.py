@@ -24,10 +24,16 @@ def _original_sizes(images: List[torch.Tensor]) -> List[tuple]:
     return [tuple(image.shape[-2:]) for image in images]
 
 
-def infer_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: List[torch.Tensor], rois: int,
+def mask_iou_on(mask_iou_head: torch.nn.Module, mask_features: torch.Tensor) -> torch.Tensor:
+    """The MaskIoU head on the mask branch's RoI features [R, 256, 14, 14] with random mask probabilities
+    [R, 1, 28, 28] (the head's work does not depend on their values)."""
+    return mask_iou_head(mask_features, torch.rand(mask_features.shape[0], 1, MASK_SIZE, MASK_SIZE))
+
+
+def infer_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: List[torch.Tensor],
                       steps: int) -> Dict[str, float]:
     """{stage: median ms} of one inference step: preprocess, backbone_fpn, rpn_proposals, box_branch (RoI pooling, box
-    head, decoding, per-class NMS), mask_branch, mask_iou_branch (on ``rois`` RoIs, as the step) and
+    head, decoding, per-class NMS), mask_branch, mask_iou_branch (on the mask branch's RoIs, as the step) and
     host_postprocess (``model.transform.postprocess``: boxes back to the image and mask pasting)."""
     heads = model.roi_heads
 
@@ -46,16 +52,15 @@ def infer_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
         mask_logits = heads.mask_predictor(heads.mask_head(mask_features))
         for detection, probs in zip(detections, maskrcnn_inference(mask_logits, [d["labels"] for d in detections])):
             detection["masks"] = probs
-        return {}
+        return {"mask_features": mask_features}
 
-    iou_inputs = (torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
     stages: List[Stage] = [
         ("preprocess", lambda v: {"image_list": model.transform(v["images"])[0]}),
         ("backbone_fpn", lambda v: {"features": model.backbone(v["image_list"].tensors)}),
         ("rpn_proposals", lambda v: {"proposals": model.rpn(v["image_list"], v["features"])[0]}),
         ("box_branch", box_branch),
         ("mask_branch", mask_branch),
-        ("mask_iou_branch", lambda v: {"mask_iou": mask_iou_head(*iou_inputs)}),
+        ("mask_iou_branch", lambda v: {"mask_iou": mask_iou_on(mask_iou_head, v["mask_features"])}),
         ("host_postprocess", lambda v: {"result": model.transform.postprocess(
             v["detections"], v["image_list"].image_sizes, _original_sizes(v["images"]))}),
     ]
@@ -64,11 +69,11 @@ def infer_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
 
 
 def train_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: List[torch.Tensor],
-                      targets: List[dict], rois: int, steps: int, forward: Callable[[], torch.Tensor],
+                      targets: List[dict], steps: int, forward: Callable[[], torch.Tensor],
                       step: Callable[[], None]) -> Dict[str, float]:
     """{stage: median ms} of one training step: the forward stages preprocess, backbone_fpn, rpn_head_loss (head,
     anchors, anchor assignment, loss), proposals (decoding, NMS), targets (proposal assignment, sampling, mask
-    targets), box_branch (+loss), mask_branch (+loss), mask_iou_branch (head on ``rois`` RoIs + loss, as the step),
+    targets), box_branch (+loss), mask_branch (+loss), mask_iou_branch (head on the positives + loss, as the step),
     then backward_and_update: ``step`` (the whole training step) minus ``forward`` (its forward pass), paired
     (:func:`src.tools.stage_clock.time_backward`)."""
     rpn, heads = model.rpn, model.roi_heads
@@ -117,9 +122,8 @@ def train_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
         mask_logits = heads.mask_predictor(heads.mask_head(mask_features))
         selected = mask_logits[torch.arange(values["mask_labels"].shape[0]), values["mask_labels"]]
         functional.binary_cross_entropy_with_logits(selected, values["mask_targets"])
-        return {}
+        return {"mask_features": mask_features}
 
-    iou_inputs = (torch.randn(rois, 256, 14, 14), torch.rand(rois, 1, 28, 28))
     stages: List[Stage] = [
         ("preprocess", lambda v: dict(zip(("image_list", "targets"),
                                           model.transform(v["images"], v["raw_targets"])))),
@@ -129,7 +133,8 @@ def train_stage_times(model: MaskRCNN, mask_iou_head: torch.nn.Module, images: L
         ("targets", sample_targets),
         ("box_branch", box_branch),
         ("mask_branch", mask_branch),
-        ("mask_iou_branch", lambda v: {"loss_mask_iou": mask_iou_head(*iou_inputs).square().mean()}),
+        ("mask_iou_branch", lambda v: {
+            "loss_mask_iou": mask_iou_on(mask_iou_head, v["mask_features"]).square().mean()}),
     ]
     medians = time_stages(stages, {"images": images, "raw_targets": targets}, steps)
     medians["backward_and_update"] = time_backward(forward, step, steps)

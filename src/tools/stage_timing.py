@@ -66,15 +66,16 @@ class InferMaskStage(_Stage):
     """Mask RoI pooling and mask head on the detections -> (mask_feats, mask_probs [B * M, S, S] of the labels)
     (``net``: MsRcnnInfer)."""
 
-    def construct(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
-        return self.net.segment(features, boxes, labels)
+    def construct(self, features: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor,
+                  valids: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.net.segment(features, boxes, labels, valids)
 
 
 class InferMaskIoUStage(_Stage):
     """MaskIoU head -> mask_ious [B * M] of the labels (``net``: MsRcnnInfer)."""
 
-    def construct(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor) -> Tensor:
-        return self.net.score_masks(mask_feats, mask_probs, labels)
+    def construct(self, mask_feats: Tensor, mask_probs: Tensor, labels: Tensor, valids: Tensor) -> Tensor:
+        return self.net.score_masks(mask_feats, mask_probs, labels, valids)
 
 
 class TrainRpnStage(_Stage):
@@ -122,7 +123,7 @@ class TrainMaskStage(_Stage):
                   pos_weights: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         model = self.net
         mask_feats = model.mask_roi_extractor(features[:model.num_mask_levels], pos_rois)
-        mask_logits = model.mask_head(mask_feats)
+        mask_logits = model.mask_logits(mask_feats, pos_weights)
         return mask_feats, mask_logits, model.mask_head.loss(mask_logits, mask_targets, pos_labels, pos_weights)
 
 
@@ -133,7 +134,7 @@ class TrainMaskIoUStage(_Stage):
                   pos_labels: Tensor, pos_weights: Tensor) -> Tensor:
         head = self.net.mask_iou_head
         mask_prob = ops.stop_gradient(ops.sigmoid(select_class(mask_logits, pos_labels)))
-        mask_iou_pred = head(mask_feats, ops.expand_dims(mask_prob, 1))
+        mask_iou_pred = self.net.mask_iou(mask_feats, mask_prob, pos_weights)
         iou_targets = ops.stop_gradient(head.get_targets(mask_prob, mask_targets, area_ratios,
                                                          self.net.mask_thr_binary))
         return head.loss(mask_iou_pred, iou_targets, pos_labels, pos_weights)
@@ -184,8 +185,10 @@ def infer_stage_times(infer_net: MsRcnnInfer, image: np.ndarray, params: Transfo
         ("rpn_proposals", lambda v: _named(("proposals", "proposal_valids"), rpn(v["features"], v["img_meta"]))),
         ("box_branch", lambda v: _named(("boxes", "scores", "labels", "valids"),
                                         box(v["features"], v["proposals"], v["proposal_valids"], v["img_meta"]))),
-        ("mask_branch", lambda v: _named(("mask_feats", "mask_probs"), mask(v["features"], v["boxes"], v["labels"]))),
-        ("mask_iou_branch", lambda v: {"mask_ious": mask_iou(v["mask_feats"], v["mask_probs"], v["labels"])}),
+        ("mask_branch", lambda v: _named(("mask_feats", "mask_probs"),
+                                         mask(v["features"], v["boxes"], v["labels"], v["valids"]))),
+        ("mask_iou_branch", lambda v: {"mask_ious": mask_iou(v["mask_feats"], v["mask_probs"], v["labels"],
+                                                             v["valids"])}),
         ("host_postprocess", host_postprocess),
     )
     return time_stages(stages, {"image": image}, steps, synchronize)

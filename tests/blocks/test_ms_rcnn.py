@@ -147,3 +147,47 @@ def test_crop_training_shape_and_whole_image_inference_share_weights(tiny_cfg):
     bboxes, *_, valids = infer(img, meta)
     assert bboxes.shape == (1, crop_cfg.test_cfg.rcnn.max_per_img, 4)
     assert bboxes.asnumpy().max() <= 128 + 1e-4
+
+
+def with_chunk_size(cfg, chunk_size):
+    values = cfg.to_dict()
+    values["mask_roi"]["chunk_size"] = chunk_size
+    return type(cfg).from_dict(values)
+
+
+def test_mask_heads_on_occupied_chunks_only_give_the_same_losses_gradients_and_detections(tiny_cfg):
+    """``mask_roi.chunk_size``: the mask and MaskIoU heads skip the chunks of RoI slots without a positive (training)
+    or a valid detection (inference); losses, gradients and the valid detections equal those of running the heads
+    on every slot. The batch leaves most of the 2 x 16 mask slots empty, so whole chunks are skipped."""
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    models = {size: MsRcnn(with_chunk_size(tiny_cfg, size)) for size in (0, 4)}
+    for source, target in zip(models[0].get_parameters(), models[4].get_parameters()):
+        target.set_data(source.data.copy())
+    batch = make_batch(tiny_cfg, seed=5)
+    model = models[0]
+    model.set_train(False)  # counting the positives must not move this model's BatchNorm statistics
+    features = model.features(batch[0])
+    proposals, proposal_valids = model.train_proposals(*model.rpn_head(features), batch[1])[::2]
+    priorities = model.mask_assigner_sampler.draw(2, proposals.shape[1], batch[2].shape[1])
+    pos_weights = model.rcnn_targets(proposals, proposal_valids, *batch[2:], priorities)[7].asnumpy()
+    assert 0 < pos_weights.sum() <= len(pos_weights) - 8, pos_weights
+    results = {size: losses_and_grads(models[size], batch, ms.GRAPH_MODE) for size in (0, 4)}
+    np.testing.assert_allclose(results[4][0], results[0][0], rtol=1e-5, atol=1e-6)
+    for chunked_grad, full_grad in zip(results[4][1], results[0][1]):
+        np.testing.assert_allclose(chunked_grad, full_grad, rtol=1e-4, atol=1e-6)
+
+    img, img_meta = batch[:2]
+    probe = MsRcnnInfer(models[0])
+    probe.set_train(False)
+    score_thr = float(np.quantile(probe(img, img_meta)[2].asnumpy(), 0.7))  # random weights: keep about a third
+    outputs = {}
+    for size, chunked_model in models.items():
+        infer = MsRcnnInfer(chunked_model)
+        infer.set_train(False)
+        infer.score_thr = score_thr
+        outputs[size] = [value.asnumpy() for value in infer(img, img_meta)]
+    valids = outputs[0][5]
+    assert 0 < valids.sum() < valids.size
+    np.testing.assert_array_equal(outputs[4][5], valids)
+    for chunked_value, full_value in zip(outputs[4][:5], outputs[0][:5]):
+        np.testing.assert_allclose(chunked_value[valids], full_value[valids], rtol=1e-5, atol=1e-6)
