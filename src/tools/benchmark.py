@@ -7,11 +7,14 @@ train: milliseconds per training step (forward, backward, optimizer) on random i
 infer: milliseconds per image including pre-processing (resize, normalise, pad) and host post-processing (boxes back
 to the image, mask pasting, RLE) with the box classifier zeroed and ``test_cfg.rcnn.score_thr`` 0 unless given: every
 image keeps ``test_cfg.rcnn.max_per_img`` detections, as a trained model does, so the mask heads and the pasting do
-the work they would (random weights otherwise leave about one detection). The first call (GRAPH compilation) is reported separately as ``compile_s``;
-``median_ms`` and ``min_ms`` are over the following ``--steps`` calls; ``peak_rss_mb`` is the process's maximum
-resident memory (host RAM, not device memory). With ``--peer torchvision`` each step is followed by one step of
-torchvision's Mask R-CNN plus a MaskIoU head on the same work in another process (:mod:`src.tools.peer_torchvision`);
-``peer_*`` are its numbers and ``ratio`` is ours / peer of the median times.
+the work they would (random weights otherwise leave about one detection). The first call (GRAPH compilation) is
+reported separately as ``compile_s``; ``median_ms`` and ``min_ms`` are over the following ``--steps`` calls;
+``peak_rss_mb`` is the process's maximum resident memory (host RAM, not device memory).
+
+With ``--peer torchvision`` each step is followed by one step of torchvision's Mask R-CNN plus a MaskIoU head, shaped
+like the config (:func:`peer_architecture`; a config whose ResNet is not 64 channels wide cannot be mirrored), on the
+same work in another process (:mod:`src.tools.peer_torchvision`); ``peer_*`` are its numbers and ``ratio`` is ours /
+peer of the median times.
 
 With ``--stages``, ``stages_ms`` is {stage: median ms over ``--steps`` calls} (:mod:`src.tools.stage_timing`, each
 stage its own graph fed with the previous stage's outputs) and ``stages_sum_ms`` their sum; in train mode the stages
@@ -40,6 +43,8 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from src.model_utils.config import Config, load_config  # noqa: E402
 
+TORCHVISION_BASE_CHANNELS = 64
+
 if TYPE_CHECKING:
     from src.blocks.ms_rcnn import MsRcnn
 
@@ -67,6 +72,30 @@ def random_train_batch(cfg: Config, rng: np.random.Generator) -> list:
     return [Tensor(array) for array in (img, meta, boxes, labels, valids, masks)]
 
 
+def peer_architecture(cfg: Config) -> dict:
+    """What :func:`src.tools.peer_torchvision_model.build_peer` needs to shape torchvision's Mask R-CNN like
+    ``cfg``."""
+    rpn_sampler, rcnn_sampler = cfg.train_cfg.rpn.sampler, cfg.train_cfg.rcnn.sampler
+    return {
+        "num_classes": int(cfg.num_classes), "depth": int(cfg.backbone.depth),
+        "base_channels": int(cfg.backbone.base_channels), "frozen_stages": int(cfg.backbone.frozen_stages),
+        "norm_eval": bool(cfg.backbone.norm_eval), "fpn_channels": int(cfg.neck.fpn.out_channels),
+        "anchor_scales": list(cfg.rpn.anchor_generator.scales), "anchor_ratios": list(cfg.rpn.anchor_generator.ratios),
+        "anchor_strides": list(cfg.rpn.anchor_generator.strides),
+        "rpn_pre_train": int(cfg.train_cfg.rpn_proposal.nms_pre),
+        "rpn_post_train": int(cfg.train_cfg.rpn_proposal.max_per_img), "rpn_pre_test": int(cfg.test_cfg.rpn.nms_pre),
+        "rpn_post_test": int(cfg.test_cfg.rpn.max_per_img), "rpn_samples": int(rpn_sampler.num),
+        "rpn_pos_fraction": float(rpn_sampler.pos_fraction), "rcnn_samples": int(rcnn_sampler.num),
+        "rcnn_pos_fraction": float(rcnn_sampler.pos_fraction), "roi_size": int(cfg.roi.roi_layer.out_size),
+        "mask_roi_size": int(cfg.mask_roi.roi_layer.out_size), "fc_channels": int(cfg.bbox_head.fc_out_channels),
+        "mask_convs": int(cfg.mask_head.num_convs), "mask_channels": int(cfg.mask_head.conv_out_channels),
+        "mask_iou_convs": int(cfg.mask_iou_head.num_convs),
+        "mask_iou_channels": int(cfg.mask_iou_head.conv_out_channels), "mask_iou_fcs": int(cfg.mask_iou_head.num_fcs),
+        "mask_iou_fc_channels": int(cfg.mask_iou_head.fc_out_channels),
+        "detections": int(cfg.test_cfg.rcnn.max_per_img),
+    }
+
+
 class TorchvisionPeer:
     """torchvision's Mask R-CNN doing the same work in its own process (:mod:`src.tools.peer_torchvision`), one step
     per :meth:`step` call, so that the two are timed interleaved in one run."""
@@ -75,10 +104,13 @@ class TorchvisionPeer:
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
             raise RuntimeError("--peer torchvision needs torch and torchvision (pip install torch torchvision); "
                                "nothing else in this project uses them")
+        if int(cfg.backbone.base_channels) != TORCHVISION_BASE_CHANNELS:
+            raise RuntimeError(f"--peer torchvision: backbone.base_channels is {cfg.backbone.base_channels}, "
+                               f"torchvision's ResNet has {TORCHVISION_BASE_CHANNELS}: the peer cannot mirror it")
         batch = cfg.batch_size if mode == "train" else 1
         self.process = subprocess.Popen(
             [sys.executable, "-m", "src.tools.peer_torchvision", "--mode", mode, "--size", str(cfg.img_height),
-             str(cfg.img_width), "--batch", str(batch), "--num-classes", str(cfg.num_classes), "--seed",
+             str(cfg.img_width), "--batch", str(batch), "--arch", json.dumps(peer_architecture(cfg)), "--seed",
              str(cfg.seed)], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def _ask(self, request: str) -> str:

@@ -1,21 +1,20 @@
 """The peer of ``src.tools.benchmark --peer torchvision``: torchvision's Mask R-CNN doing the same work, one step per
 request, in its own process (torch and MindSpore are never loaded together).
 
-    python -m src.tools.peer_torchvision --mode train|infer --size H W --batch B --num-classes C [--seed S]
+    python -m src.tools.peer_torchvision --mode train|infer --size H W --batch B --arch JSON [--seed S]
 
 Reads one line per request from stdin and answers each with one line: ``step`` runs one step and answers its
 milliseconds; ``stages N`` times the step's stages (:mod:`src.tools.peer_torchvision_stages`), each once untimed then
 N times, and answers a JSON object {stage: median ms}; anything else ends.
 
-The model is torchvision's Mask R-CNN R50-FPN with random weights, FrozenBatchNorm2d and the stem and first stage frozen
-(as the caffe configs; ``maskrcnn_resnet50_fpn`` would train everything with plain BatchNorm when given no pretrained
-weights), images kept at H x W, 100 detections per image at inference (score threshold 0 so that the work does not
-depend on the random scores), plus a MaskIoU head of the paper's shape (4 convolutions, 2 fully connected layers) on the
-mask branch's RoI features (the sampled positives when training, the 100 detections at inference, as Mask Scoring
-R-CNN runs it), so that both sides do the same work. A training step has 3 random instances per
-image, like the benchmark's own batches, and a learning rate of 0: the update is computed and applied all the same, but
-the random weights stay put (with any positive rate they diverge to NaN within a few steps, the NaN proposals are
-filtered out and later steps do much less work).
+The model is torchvision's Mask R-CNN with random weights shaped like the benchmarked config
+(:mod:`src.tools.peer_torchvision_model`: ResNet depth, frozen stages and BatchNorm, FPN, anchors, sampling, head
+widths), images kept at H x W, the config's detections per image at inference (score threshold 0 so that the work
+does not depend on the random scores), plus a MaskIoU head of the config's shape on the mask branch's RoI features
+(the sampled positives when training, the detections at inference, as Mask Scoring R-CNN runs it), so that both sides
+do the same work. A training step has 3 random instances per image, like the benchmark's own batches, and a learning
+rate of 0: the update is computed and applied all the same, but the random weights stay put (with any positive rate
+they diverge to NaN within a few steps, the NaN proposals are filtered out and later steps do much less work).
 """
 import argparse
 import json
@@ -25,32 +24,11 @@ from typing import List, Optional
 
 import numpy as np
 import torch
-import torchvision
-from torch import nn
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-from torchvision.ops import FrozenBatchNorm2d
 
 from src.tools import peer_torchvision_stages
+from src.tools.peer_torchvision_model import build_peer
 
 INSTANCES = 3
-
-
-class MaskIoUHead(nn.Module):
-    """The MaskIoU head of Mask Scoring R-CNN: [R,256,14,14] features + [R,1,28,28] mask -> [R, num_classes - 1]."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        layers: List[nn.Module] = []
-        for index in range(4):
-            layers += [nn.Conv2d(257 if index == 0 else 256, 256, 3, stride=2 if index == 3 else 1, padding=1),
-                       nn.ReLU()]
-        self.convs = nn.Sequential(*layers)
-        self.fcs = nn.Sequential(nn.Linear(256 * 7 * 7, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
-                                 nn.Linear(1024, num_classes - 1))
-
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        pooled = nn.functional.max_pool2d(mask, 2)
-        return self.fcs(self.convs(torch.cat([features, pooled], 1)).flatten(1))
 
 
 def random_targets(batch: int, height: int, width: int, num_classes: int, rng: np.random.Generator) -> list:
@@ -73,18 +51,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--mode", choices=("train", "infer"), required=True)
     parser.add_argument("--size", type=int, nargs=2, required=True)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--num-classes", type=int, default=81)
+    parser.add_argument("--arch", required=True, help="the architecture, a JSON object (src.tools.benchmark)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     height, width = args.size
-    backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d,
-                                   trainable_layers=3)
-    model = torchvision.models.detection.MaskRCNN(
-        backbone, num_classes=args.num_classes, min_size=min(height, width), max_size=max(height, width),
-        box_score_thresh=0.0, box_detections_per_img=100)
-    mask_iou_head = MaskIoUHead(args.num_classes)
+    model, mask_iou_head = build_peer(json.loads(args.arch), height, width)
     mask_features = {}
     model.roi_heads.mask_roi_pool.register_forward_hook(
         lambda module, inputs, output: mask_features.update(latest=output))
@@ -98,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model.train()
         parameters = [p for p in list(model.parameters()) + list(mask_iou_head.parameters()) if p.requires_grad]
         optimizer = torch.optim.SGD(parameters, lr=0.0, momentum=0.9)
-        targets = random_targets(args.batch, height, width, args.num_classes, rng)
+        targets = random_targets(args.batch, height, width, json.loads(args.arch)["num_classes"], rng)
 
         def forward() -> torch.Tensor:
             losses = model(images, targets)
