@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the RoIAlign custom-op kernels into src/blocks/roi_extractors/lib/:
-#   libroi_align_cpu.so   from src/blocks/roi_extractors/cpu/roi_align.cpp            (g++, required)
-#   libroi_align_cuda.so  from src/blocks/roi_extractors/cuda/roi_align_cuda_kernel.cu (nvcc, optional)
-# Both include src/blocks/roi_extractors/common/roi_align_math.h (shared RoIAlign math).
+# Builds the custom-op kernels:
+#   src/blocks/roi_extractors/lib/libroi_align_cpu.so   from roi_extractors/cpu/roi_align.cpp            (g++, required)
+#   src/blocks/roi_extractors/lib/libroi_align_cuda.so  from roi_extractors/cuda/roi_align_cuda_kernel.cu (nvcc, optional)
+#   src/blocks/nms/lib/libsorted_nms_cpu.so             from nms/cpu/sorted_nms.cpp                       (g++, required)
+# The RoIAlign kernels include src/blocks/roi_extractors/common/roi_align_math.h (shared RoIAlign math).
 # A library is rebuilt only when its source or the shared header is newer (or --force is given). Works from any
 # directory.
 set -euo pipefail
@@ -10,7 +11,7 @@ set -euo pipefail
 usage() {
     cat <<EOF
 Usage: bash scripts/build_custom.sh [--force] [--help]
-Builds the RoIAlign custom-op libraries into src/blocks/roi_extractors/lib/.
+Builds the RoIAlign and NMS custom-op libraries (src/blocks/roi_extractors/lib/, src/blocks/nms/lib/).
   --force   rebuild even when the libraries are up to date
 Environment: CXX (default g++), NVCC (default nvcc), CUDA_ARCHS (default "80 90"),
              OPENMP (default 1; 0 builds the CPU kernel single-threaded).
@@ -34,7 +35,10 @@ cuda_src="$roi_dir/cuda/roi_align_cuda_kernel.cu"
 shared_header="$roi_dir/common/roi_align_math.h"
 cpu_lib="$lib_dir/libroi_align_cpu.so"
 cuda_lib="$lib_dir/libroi_align_cuda.so"
-mkdir -p "$lib_dir"
+nms_dir="$repo_root/src/blocks/nms"
+nms_src="$nms_dir/cpu/sorted_nms.cpp"
+nms_lib="$nms_dir/lib/libsorted_nms_cpu.so"
+mkdir -p "$lib_dir" "$nms_dir/lib"
 
 needs_build() {  # needs_build <library> <source>
     [[ "$force" == 1 || ! -f "$1" || "$2" -nt "$1" || "$shared_header" -nt "$1" || "${BASH_SOURCE[0]}" -nt "$1" ]]
@@ -55,6 +59,14 @@ if needs_build "$cpu_lib" "$cpu_src"; then
     mv "$cpu_lib.tmp" "$cpu_lib"
 else
     echo "$cpu_lib is up to date"
+fi
+if needs_build "$nms_lib" "$nms_src"; then
+    echo "building $nms_lib"
+    "$cxx" -O3 -ffp-contract=off -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$nms_lib.tmp" \
+        "$nms_src"
+    mv "$nms_lib.tmp" "$nms_lib"
+else
+    echo "$nms_lib is up to date"
 fi
 
 nvcc_bin="${NVCC:-nvcc}"

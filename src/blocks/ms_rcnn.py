@@ -10,6 +10,7 @@ from src.blocks.bbox_heads import Shared2FCBBoxHead
 from src.blocks.dense_heads import ProposalGenerator, RPNHead
 from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
 from src.blocks.necks import FPN
+from src.blocks.nms import SortedNms
 from src.blocks.roi_extractors import SingleLayerRoIExtractor
 from src.blocks.utils import multiclass_nms, run_on_valid_chunks, select_class
 from src.model_utils.config import Config
@@ -138,29 +139,20 @@ class MsRcnn(nn.Cell):
 
     def rcnn_targets(self, proposals: Tensor, proposal_valids: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
                      gt_valids: Tensor, gt_masks: Tensor, priorities: Tensor) -> Tuple[Tensor, ...]:
-        """Assignment, sampling and mask targets of a batch (the images one by one), concatenated over the images:
+        """Assignment, sampling and mask targets of a batch (all images in one pass), flattened over the images:
         (rois [B * N, 5] with their batch index, labels, label_weights, bbox_targets, bbox_weights, pos_rois
         [B * M, 5], pos_labels, pos_weights float32, mask_targets, area_ratios)."""
-        rois, labels, label_weights, bbox_targets, bbox_weights = [], [], [], [], []
-        pos_rois, pos_labels, pos_valids, mask_targets, area_ratios = [], [], [], [], []
-        for image in range(proposals.shape[0]):
-            targets = self.mask_assigner_sampler(proposals[image], proposal_valids[image], gt_bboxes[image],
-                                                 gt_labels[image], gt_valids[image], gt_masks[image],
-                                                 priorities[image])
-            rois.append(targets[0])
-            labels.append(targets[1])
-            label_weights.append(targets[2])
-            bbox_targets.append(targets[3])
-            bbox_weights.append(targets[4])
-            pos_rois.append(targets[5])
-            pos_labels.append(targets[6])
-            pos_valids.append(targets[7])
-            mask_targets.append(targets[8])
-            area_ratios.append(targets[9])
-        return (_with_batch_index(rois), ops.concat(labels, 0), ops.concat(label_weights, 0),
-                ops.concat(bbox_targets, 0), ops.concat(bbox_weights, 0), _with_batch_index(pos_rois),
-                ops.concat(pos_labels, 0), ops.cast(ops.concat(pos_valids, 0), ms.float32),
-                ops.concat(mask_targets, 0), ops.concat(area_ratios, 0))
+        (rois, labels, label_weights, bbox_targets, bbox_weights, pos_rois, pos_labels, pos_valids, mask_targets,
+         area_ratios) = self.mask_assigner_sampler(proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids,
+                                                   gt_masks, priorities)
+        batch = proposals.shape[0]
+
+        def flat(values: Tensor) -> Tensor:
+            return ops.reshape(values, (-1,) + values.shape[2:])
+
+        return (_with_batch_index([rois[image] for image in range(batch)]), flat(labels), flat(label_weights),
+                flat(bbox_targets), flat(bbox_weights), _with_batch_index([pos_rois[image] for image in range(batch)]),
+                flat(pos_labels), ops.cast(flat(pos_valids), ms.float32), flat(mask_targets), flat(area_ratios))
 
 
 class MsRcnnInfer(nn.Cell):
@@ -188,7 +180,7 @@ class MsRcnnInfer(nn.Cell):
                                                 cfg.rpn.bbox_coder)
         rcnn_cfg = cfg.test_cfg.rcnn
         self.score_thr = float(rcnn_cfg.score_thr)
-        self.iou_threshold = float(rcnn_cfg.iou_threshold)
+        self.nms = SortedNms(float(rcnn_cfg.iou_threshold))
         self.max_per_img = int(rcnn_cfg.max_per_img)
         self.max_candidates = int(rcnn_cfg.max_candidates) or int(cfg.roi.sample_num)
         self.min_bbox_size = float(rcnn_cfg.min_bbox_size)
@@ -221,7 +213,7 @@ class MsRcnnInfer(nn.Cell):
             cls_prob, decoded = model.bbox_head.get_bboxes(proposals[image], cls_score[image], bbox_pred[image],
                                                            img_meta[image, 2:4])
             image_boxes, image_scores, image_labels, image_valids = multiclass_nms(
-                cls_prob, decoded, self.score_thr, self.iou_threshold, self.max_per_img, self.max_candidates,
+                cls_prob, decoded, self.score_thr, self.nms, self.max_per_img, self.max_candidates,
                 proposal_valids[image], self.min_bbox_size)
             boxes.append(image_boxes)
             scores.append(image_scores)

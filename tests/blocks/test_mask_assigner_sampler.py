@@ -48,10 +48,16 @@ def test_targets_of_known_masks(tiny_cfg):
     proposals[1] = [16, 32, 72, 88]                  # mask px [8, 16, 36, 44], IoU 0.529 with gt 1
     proposals[2:5] = [[0, 100, 10, 110], [80, 0, 90, 10], [0, 0, 8, 8]]   # negatives
     proposal_valids[:5] = True
-    outputs = sampler(*(Tensor(a) for a in (proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks)),
-                      sampler.draw(1, NUM_PROPOSALS, NUM_GTS)[0])
+    inputs = (proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks)
+    priorities = sampler.draw(2, NUM_PROPOSALS, NUM_GTS)
+    outputs = sampler(*(Tensor(a[None]) for a in inputs), priorities[1:])
     (rois, labels, label_weights, bbox_targets, bbox_weights, pos_rois, pos_labels, pos_valids, mask_targets,
-     area_ratios) = (o.asnumpy() for o in outputs)
+     area_ratios) = (o.asnumpy()[0] for o in outputs)
+    # the same image second in a batch (after one without objects) gets the same targets
+    batched = sampler(*(Tensor(np.stack([np.zeros_like(a), a])) for a in inputs), priorities)
+    for alone, in_batch in zip(outputs, batched):
+        np.testing.assert_array_equal(alone.asnumpy()[0], in_batch.asnumpy()[1])
+    assert not batched[7].asnumpy()[0].any()
 
     num, num_masks = tiny_cfg.train_cfg.rcnn.sampler.num, tiny_cfg.mask_roi.sample_num
     assert rois.shape == (num, 4) and mask_targets.shape == (num_masks, 28, 28)
@@ -88,11 +94,11 @@ def test_targets_of_known_masks(tiny_cfg):
 def test_no_valid_gt_gives_no_positive(tiny_cfg):
     sampler = MaskAssignerSampler(tiny_cfg, seed=0, seed2=3)
     proposals = np.tile(np.array([[10, 10, 50, 50]], np.float32), (NUM_PROPOSALS, 1))
-    outputs = sampler(Tensor(proposals), Tensor(np.ones(NUM_PROPOSALS, bool)),
-                      Tensor(np.zeros((NUM_GTS, 4), np.float32)), Tensor(np.zeros(NUM_GTS, np.int32)),
-                      Tensor(np.zeros(NUM_GTS, bool)), Tensor(np.zeros((NUM_GTS, 64, 64), np.uint8)),
-                      sampler.draw(1, NUM_PROPOSALS, NUM_GTS)[0])
-    labels, label_weights, bbox_targets, bbox_weights = (o.asnumpy() for o in outputs[1:5])
+    outputs = sampler(Tensor(proposals[None]), Tensor(np.ones((1, NUM_PROPOSALS), bool)),
+                      Tensor(np.zeros((1, NUM_GTS, 4), np.float32)), Tensor(np.zeros((1, NUM_GTS), np.int32)),
+                      Tensor(np.zeros((1, NUM_GTS), bool)), Tensor(np.zeros((1, NUM_GTS, 64, 64), np.uint8)),
+                      sampler.draw(1, NUM_PROPOSALS, NUM_GTS))
+    labels, label_weights, bbox_targets, bbox_weights = (o.asnumpy()[0] for o in outputs[1:5])
     assert labels.sum() == 0 and bbox_weights.sum() == 0 and np.all(np.isfinite(bbox_targets))
     assert label_weights.sum() == tiny_cfg.train_cfg.rcnn.sampler.num
     assert not outputs[7].asnumpy().any() and np.all(outputs[9].asnumpy() == 1.0)
@@ -110,9 +116,9 @@ def test_full_resolution_mask_targets(tiny_cfg):
     proposals[0] = [16, 20, 72, 76]                  # rows 20..75: the mask fills its first 48 rows = 24 bins
     proposals[1] = [16, 32, 72, 88]                  # rows 32..87: 36 mask rows = 18 bins, 36 x 56 = 2016 px
     proposal_valids[:2] = True
-    outputs = sampler(*(Tensor(a) for a in (proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids, gt_masks)),
-                      sampler.draw(1, NUM_PROPOSALS, NUM_GTS)[0])
-    pos_rois, mask_targets, area_ratios = (outputs[i].asnumpy() for i in (5, 8, 9))
+    outputs = sampler(*(Tensor(a[None]) for a in (proposals, proposal_valids, gt_bboxes, gt_labels, gt_valids,
+                                                  gt_masks)), sampler.draw(1, NUM_PROPOSALS, NUM_GTS))
+    pos_rois, mask_targets, area_ratios = (outputs[i].asnumpy()[0] for i in (5, 8, 9))
     np.testing.assert_array_equal(pos_rois[:2], proposals[:2])
     expected_first = np.zeros((28, 28))
     expected_first[:24] = 1

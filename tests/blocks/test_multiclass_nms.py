@@ -4,17 +4,19 @@ import pytest
 import mindspore as ms
 from mindspore import Tensor, nn
 
+from src.blocks.nms import SortedNms
 from src.blocks.utils import masked_mean, multiclass_nms
 
 
 class NMSCell(nn.Cell):
     def __init__(self, score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size=0.0):
         super().__init__()
-        self.settings = (score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size)
+        self.nms = SortedNms(iou_threshold)
+        self.settings = (score_thr, max_per_img, max_candidates, min_bbox_size)
 
     def construct(self, cls_scores, bboxes, roi_valids):
-        score_thr, iou_threshold, max_per_img, max_candidates, min_bbox_size = self.settings
-        return multiclass_nms(cls_scores, bboxes, score_thr, iou_threshold, max_per_img, max_candidates, roi_valids,
+        score_thr, max_per_img, max_candidates, min_bbox_size = self.settings
+        return multiclass_nms(cls_scores, bboxes, score_thr, self.nms, max_per_img, max_candidates, roi_valids,
                               min_bbox_size)
 
 
@@ -111,7 +113,7 @@ def test_too_few_candidates_rejected():
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     cls_scores, class_boxes, roi_valids = make_inputs()
     with pytest.raises(ValueError, match="max_per_img"):
-        multiclass_nms(Tensor(cls_scores), Tensor(class_boxes), 0.05, 0.5, 20, 100, Tensor(roi_valids))
+        multiclass_nms(Tensor(cls_scores), Tensor(class_boxes), 0.05, SortedNms(0.5), 20, 100, Tensor(roi_valids))
 
 
 def test_masked_mean_ignores_zero_weights_and_handles_none():

@@ -12,10 +12,12 @@ from src.model_utils.config import Config
 class AssignerSampler(nn.Cell):
     """``MaxIoUAssigner`` + ``RandomSampler`` built from the ``assigner`` and ``sampler`` config sections.
 
-    Inputs: gt_boxes [G, 4], gt_valids [G] bool, boxes [N, 4], box_valids [N] bool, priorities [N] float32 (the
-    sampler's random priorities, from ``self.sampler.draw``).
-    Outputs: assigned [N] int32 (-1 ignore, 0 negative, k + 1 gt k), pos_sampled [N] bool, neg_sampled [N] bool,
-    matched_gt [N] int32 (index of the assigned gt, 0 where the box has none: use with ``pos_sampled``).
+    Inputs: gt_boxes [..., G, 4], gt_valids [..., G] bool, boxes [..., N, 4], box_valids [..., N] bool, priorities
+    [..., N] float32 (the sampler's random priorities, from ``self.sampler.draw``); optional leading batch
+    dimensions, the boxes' broadcast (one set of anchors for a batch).
+    Outputs: assigned [..., N] int32 (-1 ignore, 0 negative, k + 1 gt k), pos_sampled [..., N] bool, neg_sampled
+    [..., N] bool, matched_gt [..., N] int32 (index of the assigned gt, 0 where the box has none: use with
+    ``pos_sampled``).
     ``seed``/``seed2`` seed the sampler's random priorities.
     """
 

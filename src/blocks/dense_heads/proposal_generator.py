@@ -6,7 +6,7 @@ import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
-from src.blocks.utils import sorted_nms_keep
+from src.blocks.nms import SortedNms
 from src.model_utils.config import Config
 
 
@@ -16,19 +16,20 @@ class ProposalGenerator(nn.Cell):
     Per image and level: the ``nms_pre`` highest objectness scores (TopK) are kept, their anchors decoded and
     clipped to the image's scaled (content) size from img_meta; boxes with a side <= ``min_bbox_size`` become
     invalid and move behind the valid ones. NMS (``iou_threshold``) then runs within each level separately, as
-    mmdetection v2's batched NMS does (one ``NMSWithMask`` call per level, :func:`sorted_nms_keep`: its cost grows
-    with the square of the boxes, so five calls on up to ``nms_pre`` boxes cost a fraction of one call on all of
-    them), and the ``max_per_img`` highest-scoring kept boxes of all levels are returned (equal scores in level
-    order).
+    mmdetection v2's batched NMS does (:class:`~src.blocks.nms.SortedNms`: one call per level for the whole batch;
+    NMS costs up to the square of its boxes, so five calls on up to ``nms_pre`` boxes cost a fraction of one on all
+    of them), and the ``max_per_img`` highest-scoring kept boxes of all levels are returned (equal scores in level
+    order). Every step works on the whole batch at once.
 
     Args: proposal_cfg (nms_pre, max_per_img, iou_threshold, min_bbox_size), level_anchors (one numpy [N_l, 4]
-    per level), bbox_coder_cfg (target_means, target_stds).
+    per level), bbox_coder_cfg (target_means, target_stds), nms_impl (:class:`~src.blocks.nms.SortedNms`).
     Inputs: cls_scores [B, N] objectness logits, bbox_preds [B, N, 4] deltas (N = sum of N_l, levels concatenated
     in order), img_meta [B, 6]. Outputs: proposals [B, max_per_img, 4] (x1, y1, x2, y2 input pixels, zeros where
     invalid), scores [B, max_per_img] (sigmoid objectness), valids [B, max_per_img] bool; valid ones first.
     """
 
-    def __init__(self, proposal_cfg: Config, level_anchors: Sequence[np.ndarray], bbox_coder_cfg: Config):
+    def __init__(self, proposal_cfg: Config, level_anchors: Sequence[np.ndarray], bbox_coder_cfg: Config,
+                 nms_impl: str = "auto"):
         super().__init__()
         self.level_sizes = [int(anchors.shape[0]) for anchors in level_anchors]
         self.level_pre = [min(int(proposal_cfg.nms_pre), size) for size in self.level_sizes]
@@ -39,41 +40,32 @@ class ProposalGenerator(nn.Cell):
                              f"nms_pre), got {self.max_per_img}")
         self.anchors = [Tensor(anchors.astype(np.float32)) for anchors in level_anchors]
         self.min_bbox_size = float(proposal_cfg.min_bbox_size)
-        self.nms = ops.NMSWithMask(float(proposal_cfg.iou_threshold))
+        self.nms = SortedNms(float(proposal_cfg.iou_threshold), nms_impl)
         self.bbox_coder = DeltaXYWHBBoxCoder(bbox_coder_cfg.target_means, bbox_coder_cfg.target_stds)
-
-    def _single_image(self, scores: Tensor, deltas: Tensor, meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        boxes, box_scores, keeps = [], [], []
-        start = 0
-        for level, (size, pre) in enumerate(zip(self.level_sizes, self.level_pre)):
-            level_scores, index = ops.topk(scores[start:start + size], pre)
-            level_deltas = ops.gather(deltas[start:start + size], index, 0)
-            level_anchors = ops.gather(self.anchors[level], index, 0)
-            level_boxes = self.bbox_coder.decode(level_anchors, level_deltas, meta[2:4])
-            widths = level_boxes[:, 2] - level_boxes[:, 0]
-            heights = level_boxes[:, 3] - level_boxes[:, 1]
-            big_enough = ops.logical_and(widths > self.min_bbox_size, heights > self.min_bbox_size)
-            sorted_scores, order = ops.topk(ops.where(big_enough, level_scores, -1.0), pre)
-            sorted_boxes = ops.gather(level_boxes, order, 0)
-            keeps.append(ops.logical_and(sorted_nms_keep(sorted_boxes, self.nms), sorted_scores >= 0.0))
-            boxes.append(sorted_boxes)
-            box_scores.append(sorted_scores)
-            start += size
-        boxes = ops.concat(boxes, 0)
-        keep_scores = ops.where(ops.concat(keeps, 0), ops.concat(box_scores, 0), -1.0)
-        final_scores, final_index = ops.topk(keep_scores, self.max_per_img)
-        valids = final_scores >= 0.0
-        proposals = ops.gather(boxes, final_index, 0) * ops.expand_dims(ops.cast(valids, ms.float32), 1)
-        return proposals, ops.where(valids, final_scores, 0.0), valids
 
     def construct(self, cls_scores: Tensor, bbox_preds: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         scores = ops.sigmoid(ops.stop_gradient(cls_scores))
         deltas = ops.stop_gradient(bbox_preds)
-        proposals, proposal_scores, valids = [], [], []
-        for image in range(cls_scores.shape[0]):
-            image_proposals, image_scores, image_valids = self._single_image(scores[image], deltas[image],
-                                                                             img_meta[image])
-            proposals.append(image_proposals)
-            proposal_scores.append(image_scores)
-            valids.append(image_valids)
-        return ops.stack(proposals), ops.stack(proposal_scores), ops.stack(valids)
+        max_shapes = img_meta[:, 2:4]
+        boxes, box_scores, keeps = [], [], []
+        start = 0
+        for level, (size, pre) in enumerate(zip(self.level_sizes, self.level_pre)):
+            level_scores, index = ops.topk(scores[:, start:start + size], pre)
+            level_deltas = ops.gather(deltas[:, start:start + size], index, 1, batch_dims=1)
+            level_anchors = ops.gather(self.anchors[level], index, 0)
+            level_boxes = self.bbox_coder.decode(level_anchors, level_deltas, max_shapes)
+            widths = level_boxes[..., 2] - level_boxes[..., 0]
+            heights = level_boxes[..., 3] - level_boxes[..., 1]
+            big_enough = ops.logical_and(widths > self.min_bbox_size, heights > self.min_bbox_size)
+            sorted_scores, order = ops.topk(ops.where(big_enough, level_scores, -1.0), pre)
+            sorted_boxes = ops.gather(level_boxes, order, 1, batch_dims=1)
+            keeps.append(ops.logical_and(self.nms(sorted_boxes), sorted_scores >= 0.0))
+            boxes.append(sorted_boxes)
+            box_scores.append(sorted_scores)
+            start += size
+        boxes = ops.concat(boxes, 1)
+        keep_scores = ops.where(ops.concat(keeps, 1), ops.concat(box_scores, 1), -1.0)
+        final_scores, final_index = ops.topk(keep_scores, self.max_per_img)
+        valids = final_scores >= 0.0
+        proposals = ops.gather(boxes, final_index, 1, batch_dims=1) * ops.expand_dims(ops.cast(valids, ms.float32), 2)
+        return proposals, ops.where(valids, final_scores, 0.0), valids

@@ -78,11 +78,11 @@ class RPNHead(nn.Cell):
         return np.concatenate(cells, 0).astype(np.float32)
 
     def anchor_valids(self, meta: Tensor) -> Tensor:
-        """meta [6] of one image -> [N] bool: anchor location x < ceil(scaled_w / stride), y < ceil(scaled_h /
-        stride)."""
+        """meta [..., 6] (one image or a batch) -> [..., N] bool: anchor location x < ceil(scaled_w / stride),
+        y < ceil(scaled_h / stride)."""
         stride = self.anchor_cells[:, 2]
-        valid_x = self.anchor_cells[:, 0] < ops.ceil(meta[3] / stride) * stride
-        valid_y = self.anchor_cells[:, 1] < ops.ceil(meta[2] / stride) * stride
+        valid_x = self.anchor_cells[:, 0] < ops.ceil(ops.expand_dims(meta[..., 3], -1) / stride) * stride
+        valid_y = self.anchor_cells[:, 1] < ops.ceil(ops.expand_dims(meta[..., 2], -1) / stride) * stride
         return ops.logical_and(valid_x, valid_y)
 
     def construct(self, features: Tuple[Tensor, ...]) -> Tuple[Tensor, Tensor]:
@@ -103,19 +103,18 @@ class RPNHead(nn.Cell):
         num_sampled = ops.zeros((), ms.float32)
         if priorities is None:
             priorities = self.assigner_sampler.sampler.draw(cls_scores.shape)
+        sampled = self.assigner_sampler(gt_bboxes, gt_valids, self.anchors, self.anchor_valids(img_meta), priorities)
+        pos_sampled, neg_sampled, matched_gt = sampled[1], sampled[2], sampled[3]
+        pos_weights = ops.cast(pos_sampled, ms.float32)
+        sample_weights = ops.cast(ops.logical_or(pos_sampled, neg_sampled), ms.float32)
+        bce = ops.maximum(cls_scores, 0.0) - cls_scores * pos_weights + ops.log1p(ops.exp(-ops.abs(cls_scores)))
+        targets = ops.stop_gradient(self.bbox_coder.encode(self.anchors, ops.gather(gt_bboxes, matched_gt, 1,
+                                                                                    batch_dims=1)))
+        weighted_bce = bce * sample_weights
+        pos_l1 = ops.where(pos_sampled, ops.abs(bbox_preds - targets).sum(axis=2), 0.0)
         for image in range(cls_scores.shape[0]):
-            sampled = self.assigner_sampler(gt_bboxes[image], gt_valids[image], self.anchors,
-                                            self.anchor_valids(img_meta[image]), priorities[image])
-            pos_sampled, neg_sampled, matched_gt = sampled[1], sampled[2], sampled[3]
-            pos_weights = ops.cast(pos_sampled, ms.float32)
-            sample_weights = ops.cast(ops.logical_or(pos_sampled, neg_sampled), ms.float32)
-            logits = cls_scores[image]
-            bce = ops.maximum(logits, 0.0) - logits * pos_weights + ops.log1p(ops.exp(-ops.abs(logits)))
-            cls_sum = cls_sum + (bce * sample_weights).sum()
-            targets = ops.stop_gradient(self.bbox_coder.encode(self.anchors, ops.gather(gt_bboxes[image], matched_gt,
-                                                                                        0)))
-            l1 = ops.abs(bbox_preds[image] - targets).sum(axis=1)
-            bbox_sum = bbox_sum + ops.where(pos_sampled, l1, 0.0).sum()
-            num_sampled = num_sampled + sample_weights.sum()
+            cls_sum = cls_sum + weighted_bce[image].sum()
+            bbox_sum = bbox_sum + pos_l1[image].sum()
+            num_sampled = num_sampled + sample_weights[image].sum()
         normaliser = ops.maximum(num_sampled, 1.0)
         return (self.loss_cls_weight * cls_sum / normaliser, self.loss_bbox_weight * bbox_sum / normaliser)

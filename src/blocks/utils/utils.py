@@ -1,9 +1,11 @@
-"""Small shared operations of the detector heads: weighted means, the labelled class's output, NMS of sorted boxes
-(and of groups of boxes in one call), and multi-class NMS with static shapes."""
+"""Small shared operations of the detector heads: weighted means, the labelled class's output, NMS of groups of
+boxes in one call, and multi-class NMS with static shapes."""
 from typing import Optional, Tuple
 
 import mindspore as ms
 from mindspore import Tensor, ops
+
+from src.blocks.nms import SortedNms
 
 MIN_WEIGHT_SUM = 1e-6
 
@@ -30,25 +32,14 @@ def select_class(class_outputs: Tensor, labels: Tensor) -> Tensor:
     return (class_outputs * one_hot).sum(axis=1)
 
 
-def sorted_nms_keep(sorted_boxes: Tensor, nms: ops.NMSWithMask) -> Tensor:
-    """Keep mask [N] bool of greedy NMS over sorted_boxes [N, 4] (x1, y1, x2, y2) in decreasing score order.
-    ``NMSWithMask`` returns indices into its own score-sorted list (MindSpore 2.x, CPU and GPU), so it is given the
-    strictly decreasing scores N, ..., 1 in place of the real ones: its sort keeps the input order, ties included,
-    and its keep mask is read in that order."""
-    num_boxes = sorted_boxes.shape[0]
-    rank_scores = ops.arange(num_boxes, 0, -1, dtype=ms.float32)
-    nms_input = ops.concat((sorted_boxes, ops.expand_dims(rank_scores, 1)), axis=1)
-    return nms(ops.stop_gradient(nms_input))[2]
+def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: SortedNms) -> Tensor:
+    """Keep mask [N] bool of NMS run within groups of boxes, all groups in one ``nms`` call: sorted_boxes [N, 4] in
+    decreasing score order are shifted by group_offsets [N] float32 (group index times more than the coordinate
+    range), so boxes of different groups never overlap."""
+    return nms(sorted_boxes + ops.expand_dims(group_offsets, 1))
 
 
-def grouped_nms_keep(sorted_boxes: Tensor, group_offsets: Tensor, nms: ops.NMSWithMask) -> Tensor:
-    """Keep mask [N] bool of NMS run within groups of boxes, all groups in one ``NMSWithMask`` call
-    (:func:`sorted_nms_keep`): sorted_boxes [N, 4] in decreasing score order are shifted by group_offsets [N] float32
-    (group index times more than the coordinate range), so boxes of different groups never overlap."""
-    return sorted_nms_keep(sorted_boxes + ops.expand_dims(group_offsets, 1), nms)
-
-
-def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
+def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, nms: SortedNms, max_per_img: int,
                    max_candidates: int, roi_valids: Optional[Tensor] = None,
                    min_bbox_size: float = 0.0) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-class NMS of one image's detections with static shapes (GRAPH and PYNATIVE).
@@ -57,7 +48,8 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
         cls_scores: [K, num_classes] float32 class probabilities, column 0 the background.
         bboxes: [K, num_classes - 1, 4] class-specific boxes (x1, y1, x2, y2), or [K, 4] shared by all classes.
         score_thr: (box, class) pairs scoring <= this are dropped.
-        iou_threshold: within one class, a box is suppressed when its IoU with a higher-scoring kept box is larger.
+        nms: the :class:`~src.blocks.nms.SortedNms` of the IoU threshold: within one class, a box is suppressed
+            when its IoU with a higher-scoring kept box is larger.
         max_per_img: M, detections returned.
         max_candidates: the highest-scoring (box, class) pairs that enter NMS (static NMS size; pairs beyond it are
             dropped, as mmdetection's ``nms_pre``); clamped to K * (num_classes - 1) and must be >= max_per_img.
@@ -71,7 +63,7 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
 
     One NMS call handles all classes (:func:`grouped_nms_keep`, candidates sorted by TopK first): each box is
     shifted by ``label * (max coordinate - min coordinate + 1)`` so that boxes of different classes never overlap.
-    It suppresses IoU > iou_threshold with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
+    It suppresses IoU > the threshold with areas (x2 - x1) * (y2 - y1), checked by tests/blocks/test_multiclass_nms.py.
     """
     num_rois, num_classes = cls_scores.shape
     num_fg = num_classes - 1
@@ -98,7 +90,7 @@ def multiclass_nms(cls_scores: Tensor, bboxes: Tensor, score_thr: float, iou_thr
     top_labels = ops.gather(labels, top_index, 0)
     candidate_boxes = ops.stop_gradient(top_boxes)
     class_step = candidate_boxes.max() - candidate_boxes.min() + 1.0
-    keep = grouped_nms_keep(top_boxes, ops.cast(top_labels, ms.float32) * class_step, ops.NMSWithMask(iou_threshold))
+    keep = grouped_nms_keep(top_boxes, ops.cast(top_labels, ms.float32) * class_step, nms)
     keep = ops.logical_and(keep, top_scores > score_thr)
 
     kept_scores = ops.select(keep, top_scores, ops.full_like(top_scores, -1.0))
