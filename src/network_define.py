@@ -1,10 +1,12 @@
 """Training wrappers: the optimizer and one training step (loss, gradients, loss scale, clipping, accumulation).
 
 The detector returns six losses, each already multiplied by its ``loss_weight``; the training loss is their sum.
-Gradients are taken of ``loss * loss_scale`` and divided back by the scale. A step whose gradients hold inf/NaN is an
-overflow: the update is skipped (and, with ``dynamic_loss_scale``, the scale is halved; it doubles after 1000 clean
-steps). A step whose loss is not finite or above the ``max_loss`` the host passes in (the divergence guard's bound)
-is rejected: nothing is updated, and the host decides what follows. ``grad_clip > 0`` clips the global gradient norm. With ``accumulate_step = k > 1`` every batch adds its
+Gradients are taken of ``loss * loss_scale`` and divided back by the scale (no division with a fixed scale of 1: one
+small operation per parameter saved). A step whose gradients hold inf/NaN is an overflow (checked on all gradients
+at once: one check instead of one per parameter): the update is skipped (and, with ``dynamic_loss_scale``, the scale
+is halved; it doubles after 1000 clean steps). A step whose loss is not finite or above the ``max_loss`` the host
+passes in (the divergence guard's bound) is rejected: nothing is updated, and the host decides what follows.
+``grad_clip > 0`` clips the global gradient norm. With ``accumulate_step = k > 1`` every batch adds its
 gradients to buffers and every k-th batch applies their mean (:class:`ApplyAccumulatedGradients`), so the effective
 batch is ``k * batch_size``. In distributed runs gradients are averaged over devices before they are applied.
 
@@ -114,6 +116,7 @@ class TrainOneStepCell(nn.Cell):
         self.grad_clip = float(grad_clip)
         self.accumulate = accumulate_step > 1
         self.dynamic_loss_scale = bool(dynamic_loss_scale)
+        self.unscale = self.dynamic_loss_scale or float(loss_scale) != 1.0
         self.scale_sense = Parameter(Tensor(loss_scale, ms.float32), name="scale_sense", requires_grad=False)
         if self.dynamic_loss_scale:
             self.loss_scale_updater = nn.DynamicLossScaleUpdateCell(loss_scale, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW)
@@ -135,9 +138,10 @@ class TrainOneStepCell(nn.Cell):
         (_, total, losses), grads = self.grad_fn(*inputs)
         total = self.loss_mean(total)
         scale = self.scale_sense.value()
-        grads = tuple(grad / scale for grad in grads)
+        if self.unscale:
+            grads = tuple(grad / scale for grad in grads)
         grads = self.grad_reducer(grads)
-        finite = ops.stack([ops.isfinite(grad).all() for grad in grads]).all()
+        finite = ops.isfinite(ops.concat([ops.reshape(grad, (-1,)) for grad in grads])).all()
         overflow = ops.logical_not(finite)
         if self.dynamic_loss_scale:
             overflow = self.loss_scale_updater(self.scale_sense, overflow)

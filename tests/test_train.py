@@ -130,6 +130,50 @@ def test_grad_clip_bounds_the_update(tiny_cfg, tmp_path):
     assert 0 < change <= 1e-3 + 1e-7  # lr 1 x clipped gradient norm 1e-3
 
 
+def test_a_loss_scale_of_one_updates_as_a_power_of_two_does(tiny_cfg, tmp_path):
+    """With a fixed scale of 1 the gradients are not divided back at all; scaling by a power of two is exact in
+    float32, so both give bit-identical weights after two steps of the real tiny model."""
+    from src.blocks.ms_rcnn import MsRcnn
+    from src.model_utils.device_adapter import seed_everything
+
+    weights = []
+    for loss_scale in (1.0, 256.0):
+        cfg = make_cfg(tiny_cfg, tmp_path, tmp_path, lr=0.01, loss_scale=loss_scale)
+        seed_everything(cfg.seed)
+        model = MsRcnn(cfg)
+        trainer = TrainStep(model, build_optimizer(cfg, model.trainable_params(), np.full(4, 0.01, np.float32)), cfg)
+        assert trainer.cell.unscale == (loss_scale != 1.0)
+        for index in range(2):
+            trainer.step(two_instance_batch(cfg), index)
+        weights.append(snapshot(model))
+    for name, value in weights[0].items():
+        np.testing.assert_array_equal(weights[1][name], value, err_msg=name)
+
+
+class SqrtOfZero(ms.nn.Cell):
+    """Six losses whose sum is sqrt(w) at w = 0: a finite loss (0) with an infinite gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = ms.Parameter(Tensor(np.zeros(3, np.float32)), name="w")
+
+    def construct(self, scale):
+        loss = ms.ops.sqrt(self.w).sum() * scale
+        return loss, loss, loss, loss, loss, loss
+
+
+@pytest.mark.parametrize("loss_scale", [1.0, 256.0])
+def test_an_infinite_gradient_with_a_finite_loss_is_an_overflow(loss_scale):
+    from src.network_define import TrainOneStepCell
+
+    network = SqrtOfZero()
+    optimizer = ms.nn.SGD(network.trainable_params(), learning_rate=0.1)
+    cell = TrainOneStepCell(network, optimizer, loss_scale, False, 0.0, 1, False)
+    total, _, overflow, _, rejected = cell(Tensor(np.inf, ms.float32), Tensor(1.0, ms.float32))
+    assert float(total) == 0.0 and bool(overflow) and bool(rejected)
+    np.testing.assert_array_equal(network.w.asnumpy(), 0.0)
+
+
 def read_csv(path):
     with open(path, newline="") as stream:
         return list(csv.DictReader(stream))
