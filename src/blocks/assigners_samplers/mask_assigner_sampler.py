@@ -14,7 +14,7 @@ AREA_EPS = 1e-6
 
 
 class MaskAssignerSampler(nn.Cell):
-    """Targets of the bbox, mask and MaskIoU heads, image by image.
+    """Targets of the bbox, mask and MaskIoU heads for a whole batch at once (each image sampled on its own).
 
     Candidates are the proposals, plus the gt boxes when ``train_cfg.rcnn.sampler.add_gt_as_proposals``. They are
     assigned (``train_cfg.rcnn.assigner``), sampled (``train_cfg.rcnn.sampler``) and packed into ``num`` rows,

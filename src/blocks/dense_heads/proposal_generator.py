@@ -22,14 +22,13 @@ class ProposalGenerator(nn.Cell):
     order). Every step works on the whole batch at once.
 
     Args: proposal_cfg (nms_pre, max_per_img, iou_threshold, min_bbox_size), level_anchors (one numpy [N_l, 4]
-    per level), bbox_coder_cfg (target_means, target_stds), nms_impl (:class:`~src.blocks.nms.SortedNms`).
+    per level), bbox_coder_cfg (target_means, target_stds).
     Inputs: cls_scores [B, N] objectness logits, bbox_preds [B, N, 4] deltas (N = sum of N_l, levels concatenated
     in order), img_meta [B, 6]. Outputs: proposals [B, max_per_img, 4] (x1, y1, x2, y2 input pixels, zeros where
     invalid), scores [B, max_per_img] (sigmoid objectness), valids [B, max_per_img] bool; valid ones first.
     """
 
-    def __init__(self, proposal_cfg: Config, level_anchors: Sequence[np.ndarray], bbox_coder_cfg: Config,
-                 nms_impl: str = "auto"):
+    def __init__(self, proposal_cfg: Config, level_anchors: Sequence[np.ndarray], bbox_coder_cfg: Config):
         super().__init__()
         self.level_sizes = [int(anchors.shape[0]) for anchors in level_anchors]
         self.level_pre = [min(int(proposal_cfg.nms_pre), size) for size in self.level_sizes]
@@ -40,7 +39,7 @@ class ProposalGenerator(nn.Cell):
                              f"nms_pre), got {self.max_per_img}")
         self.anchors = [Tensor(anchors.astype(np.float32)) for anchors in level_anchors]
         self.min_bbox_size = float(proposal_cfg.min_bbox_size)
-        self.nms = SortedNms(float(proposal_cfg.iou_threshold), nms_impl)
+        self.nms = SortedNms(float(proposal_cfg.iou_threshold))
         self.bbox_coder = DeltaXYWHBBoxCoder(bbox_coder_cfg.target_means, bbox_coder_cfg.target_stds)
 
     def construct(self, cls_scores: Tensor, bbox_preds: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
