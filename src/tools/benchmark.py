@@ -78,6 +78,7 @@ def peer_architecture(cfg: Config) -> dict:
     rpn_sampler, rcnn_sampler = cfg.train_cfg.rpn.sampler, cfg.train_cfg.rcnn.sampler
     return {
         "num_classes": int(cfg.num_classes), "depth": int(cfg.backbone.depth),
+        "num_stages": int(cfg.backbone.num_stages), "num_levels": int(cfg.neck.fpn.num_outs),
         "base_channels": int(cfg.backbone.base_channels), "frozen_stages": int(cfg.backbone.frozen_stages),
         "norm_eval": bool(cfg.backbone.norm_eval), "fpn_channels": int(cfg.neck.fpn.out_channels),
         "anchor_scales": list(cfg.rpn.anchor_generator.scales), "anchor_ratios": list(cfg.rpn.anchor_generator.ratios),
@@ -107,6 +108,10 @@ class TorchvisionPeer:
         if int(cfg.backbone.base_channels) != TORCHVISION_BASE_CHANNELS:
             raise RuntimeError(f"--peer torchvision: backbone.base_channels is {cfg.backbone.base_channels}, "
                                f"torchvision's ResNet has {TORCHVISION_BASE_CHANNELS}: the peer cannot mirror it")
+        every_stage = list(range(cfg.backbone.num_stages))
+        if list(cfg.backbone.out_indices) != every_stage:
+            raise RuntimeError(f"--peer torchvision: backbone.out_indices is {list(cfg.backbone.out_indices)}, the "
+                               f"peer's FPN takes every stage ({every_stage}): it cannot mirror it")
         batch = cfg.batch_size if mode == "train" else 1
         self.process = subprocess.Popen(
             [sys.executable, "-m", "src.tools.peer_torchvision", "--mode", mode, "--size", str(cfg.img_height),

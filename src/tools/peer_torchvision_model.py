@@ -1,12 +1,13 @@
 """torchvision's Mask R-CNN plus a MaskIoU head, shaped like one of this project's configs, for the benchmark's peer
 (:mod:`src.tools.peer_torchvision`).
 
-The architecture comes as a dict (:func:`src.tools.benchmark.peer_architecture` makes it from a config): ResNet depth
-and frozen stages, frozen or trained BatchNorm, FPN channels, anchors, the RPN's and the R-CNN's sampling and proposal
-counts, the heads' widths and the detections per image. torchvision's ResNet has 64 base channels, so the benchmark
-refuses a config of another width.
+The architecture comes as a dict (:func:`src.tools.benchmark.peer_architecture` makes it from a config): ResNet
+depth, number of stages and frozen stages, frozen or trained BatchNorm, FPN channels and levels, anchors, the RPN's
+and the R-CNN's sampling and proposal counts, the heads' widths and the detections per image. torchvision's ResNet
+has 64 base channels and its FPN takes every stage, so the benchmark refuses a config of another width or with
+stages left out of the FPN.
 """
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torchvision
@@ -17,9 +18,25 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
 FEATURE_NAMES = ["0", "1", "2", "3"]
+
+
+class MaxPooledLevels(ExtraFPNBlock):
+    """``count`` extra FPN levels, each a max-pool (kernel 1, stride 2) of the previous last level, as this project's
+    FPN makes them; named on from the backbone's levels ("0", "1", ...), the last one "pool" as torchvision names it."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, results: List[torch.Tensor], x: List[torch.Tensor],
+                names: List[str]) -> Tuple[List[torch.Tensor], List[str]]:
+        for index in range(self.count):
+            names.append("pool" if index == self.count - 1 else str(len(names)))
+            results.append(nn.functional.max_pool2d(results[-1], 1, 2, 0))
+        return results, names
 
 
 class MaskIoUHead(nn.Module):
@@ -46,9 +63,11 @@ class MaskIoUHead(nn.Module):
         return self.fcs(self.convs(torch.cat([features, pooled], 1)).flatten(1))
 
 
-def resnet_fpn(depth: int, frozen_stages: int, norm_eval: bool, channels: int) -> BackboneWithFPN:
-    """torchvision's ResNet-``depth`` with an FPN of ``channels`` channels and a max-pooled fifth level; the stem and
-    the first ``frozen_stages`` stages do not train (-1: everything trains), BatchNorm frozen with ``norm_eval``."""
+def resnet_fpn(depth: int, num_stages: int, frozen_stages: int, norm_eval: bool, channels: int,
+               num_levels: int) -> BackboneWithFPN:
+    """torchvision's ResNet-``depth`` cut after ``num_stages`` stages, with an FPN of ``channels`` channels on them and
+    max-pooled levels up to ``num_levels``; the stem and the first ``frozen_stages`` stages do not train (-1:
+    everything trains), BatchNorm frozen with ``norm_eval``."""
     body = getattr(torchvision.models, f"resnet{depth}")(
         weights=None, norm_layer=FrozenBatchNorm2d if norm_eval else nn.BatchNorm2d)
     trained = ["layer4", "layer3", "layer2", "layer1", "conv1", "bn1"][:max(0, 4 - frozen_stages) + (frozen_stages < 0)]
@@ -56,15 +75,16 @@ def resnet_fpn(depth: int, frozen_stages: int, norm_eval: bool, channels: int) -
         if not any(name.startswith(prefix) for prefix in trained):
             parameter.requires_grad_(False)
     stage2_channels = body.inplanes // 8
-    return BackboneWithFPN(body, {f"layer{index + 1}": name for index, name in enumerate(FEATURE_NAMES)},
-                           [stage2_channels * 2 ** index for index in range(4)], channels,
-                           extra_blocks=LastLevelMaxPool())
+    return BackboneWithFPN(body, {f"layer{index + 1}": str(index) for index in range(num_stages)},
+                           [stage2_channels * 2 ** index for index in range(num_stages)], channels,
+                           extra_blocks=MaxPooledLevels(num_levels - num_stages))
 
 
 def build_peer(arch: dict, height: int, width: int) -> tuple:
     """(torchvision MaskRCNN, MaskIoUHead) with random weights for H x W inputs (kept at that size)."""
     channels = arch["fpn_channels"]
-    backbone = resnet_fpn(arch["depth"], arch["frozen_stages"], arch["norm_eval"], channels)
+    backbone = resnet_fpn(arch["depth"], arch["num_stages"], arch["frozen_stages"], arch["norm_eval"], channels,
+                          arch["num_levels"])
     ratios = tuple(arch["anchor_ratios"])
     anchors = AnchorGenerator(tuple(tuple(scale * stride for scale in arch["anchor_scales"])
                                     for stride in arch["anchor_strides"]), (ratios,) * len(arch["anchor_strides"]))

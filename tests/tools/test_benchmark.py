@@ -64,6 +64,13 @@ def test_the_peer_refuses_a_backbone_torchvision_cannot_build(capsys):
     assert "backbone.base_channels is 8" in capsys.readouterr().err
 
 
+def test_the_peer_refuses_an_fpn_that_skips_a_stage(capsys):
+    assert benchmark.main([str(TINY_CONFIG), "--mode", "infer", "--size", "128", "128", "--steps", "1",
+                           "--exec_mode", "pynative", "--peer", "torchvision", "--backbone.base_channels", "64",
+                           "--backbone.out_indices", "[1, 2, 3]", "--neck.fpn.in_channels", "[128, 256, 512]"]) == 2
+    assert "backbone.out_indices is [1, 2, 3]" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("config", ["ms_rcnn_r50_caffe_fpn_1x_coco.yaml", "demo_damage_cpu.yaml"])
 def test_the_peer_has_the_configs_blocks(config):
     """The peer built from a config has our parameter counts block by block, apart from what the two libraries define
