@@ -516,3 +516,73 @@ def test_crop_fallback_places_the_instance_anywhere_in_the_window():
     for top, left in windows:
         assert 174 <= top <= 200 and 124 <= left <= 150     # the whole box is inside the window
     assert len({top for top, _ in windows}) > 5 and len({left for _, left in windows}) > 5
+
+
+def test_jitter_size_draws_a_log_uniform_factor():
+    low, high = 0.8, 1.25
+    factors = [D.jitter_size(512, 256, (low, high), np.random.default_rng(seed))[0] / 512 for seed in range(400)]
+    assert 0.8 - 1e-3 <= min(factors) and max(factors) <= 1.25 + 1e-3
+    # log-uniform on [0.8, 1.25] (symmetric in log): the median factor is 1 and half of them lie below 1
+    assert abs(np.median(np.log(factors))) < 0.03
+    draw = np.exp(np.random.default_rng(5).uniform(np.log(low), np.log(high)))      # the same draw, by hand
+    assert D.jitter_size(512, 256, (low, high), np.random.default_rng(5)) == (round(512 * draw), round(256 * draw))
+
+
+def test_jitter_size_of_one_draws_nothing():
+    rng = np.random.default_rng(1)
+    assert D.jitter_size(300, 200, (1.0, 1.0), rng) == (300, 200)
+    assert rng.integers(0, 10 ** 9) == np.random.default_rng(1).integers(0, 10 ** 9)
+
+
+def test_rotate90_by_hand():
+    image = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)      # [[0, 1, 2], [3, 4, 5]]
+    masks = np.zeros((1, 2, 3), np.uint8)
+    masks[0, 0, 2] = 1                                         # top-right pixel
+    turned, turned_masks = D.rotate90(image, masks, 1)         # a quarter turn counter-clockwise
+    np.testing.assert_array_equal(turned[:, :, 0], [[2, 5], [1, 4], [0, 3]])
+    np.testing.assert_array_equal(turned_masks[0], [[1, 0], [0, 0], [0, 0]])     # top-right -> top-left
+    np.testing.assert_array_equal(D.tight_boxes(turned_masks), [[0, 0, 1, 1]])
+    upside_down, upside_down_masks = D.rotate90(image, masks, 2)
+    np.testing.assert_array_equal(upside_down[:, :, 0], [[5, 4, 3], [2, 1, 0]])
+    np.testing.assert_array_equal(D.tight_boxes(upside_down_masks), [[0, 1, 1, 2]])  # bottom-left pixel
+
+
+def test_crop_rotate90_turns_image_and_masks_together():
+    image = _coordinate_image(100, 100)
+    masks = np.zeros((1, 100, 100), np.uint8)
+    masks[0, 40:44, 20:60] = 1                                 # a 40 x 4 horizontal band
+    boxes = np.array([[20, 40, 60, 44]], np.float32)
+    plain = _params(img_height=128, img_width=128, keep_ratio=False, mask_divider=1, crop_height=64, crop_width=64)
+    turned = _params(img_height=128, img_width=128, keep_ratio=False, mask_divider=1, crop_height=64, crop_width=64,
+                     crop_rotate90=True)
+    shapes = set()
+    for seed in range(12):
+        img, _, box, _, valid, mask = D.prepare_train_sample(image, boxes, np.array([1], np.int32), masks, turned,
+                                                             False, np.random.default_rng(seed))
+        unturned = D.prepare_train_sample(image, boxes, np.array([1], np.int32), masks, plain, False,
+                                          np.random.default_rng(seed))
+        matches = [k for k in range(4) if np.array_equal(np.rot90(unturned[0], k, axes=(1, 2)), img)
+                   and np.array_equal(np.rot90(unturned[5], k, axes=(1, 2)), mask)]
+        assert len(matches) == 1                               # the plain crop, turned k times (image and mask)
+        assert valid[0]
+        np.testing.assert_array_equal(box[0], D.mask_tight_box(mask[0]))
+        width, height = box[0, 2] - box[0, 0], box[0, 3] - box[0, 1]
+        shapes.add("wide" if width > height else "tall")
+    assert shapes == {"wide", "tall"}                          # the band is seen lying and standing
+
+
+def test_crop_scale_jitter_resizes_before_the_crop():
+    image = _coordinate_image(100, 100)
+    masks = np.zeros((1, 100, 100), np.uint8)
+    masks[0, 40:60, 30:50] = 1
+    boxes = np.array([[30, 40, 50, 60]], np.float32)
+    params = _params(img_height=128, img_width=128, keep_ratio=False, mask_divider=1, crop_height=64, crop_width=64,
+                     crop_scale_range=(0.5, 2.0))
+    for seed in range(6):
+        _, meta, box, _, valid, mask = D.prepare_train_sample(image, boxes, np.array([1], np.int32), masks, params,
+                                                              False, np.random.default_rng(seed))
+        size = round(128 * np.exp(np.random.default_rng(seed).uniform(np.log(0.5), np.log(2.0))))
+        np.testing.assert_allclose(meta[4:], [size / 100, size / 100], rtol=1e-6)   # the jittered resize
+        expected = cv2.resize(masks[0], (size, size), interpolation=cv2.INTER_NEAREST).sum()
+        assert valid[0] and mask[0].sum() >= 0.5 * expected                         # kept: at least half visible
+        np.testing.assert_array_equal(box[0], D.mask_tight_box(mask[0]))

@@ -1,7 +1,8 @@
 """Fixed-shape training samples: the ``num_gts`` largest instances, padded to ``num_gts``.
 
-Training transform order (all pure NumPy, exposed for tests): read BGR -> resize (keep ratio or stretch) ->
-horizontal flip of the resized content -> optional random crop -> keep the ``num_gts`` largest instances ->
+Training transform order (all pure NumPy, exposed for tests): read BGR -> resize (keep ratio or stretch; with crops,
+times a random factor of crop_scale_range) -> horizontal flip of the resized content -> optional random crop (and,
+with crop_rotate90, a random number of quarter turns of the crop) -> keep the ``num_gts`` largest instances ->
 normalise (optional BGR->RGB, mean, std) -> pad bottom/right with zeros to the training shape (zeros of the
 normalised image, i.e. the mean colour) -> CHW. Masks follow the same resize/flip/crop/pad and are then reduced to
 ``1/mask_divider`` resolution.
@@ -11,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from src.data.transforms import (TransformParams, choose_crop_window, crop_instances, downsample_masks, flip_horizontal,
-                                 image_meta, normalize_image, pad_image, pad_masks, resize_boxes, resize_image,
-                                 resize_masks)
+                                 image_meta, jitter_size, normalize_image, pad_image, pad_masks, resize_boxes,
+                                 resize_image, resize_masks, rotate90, tight_boxes)
 
 
 def largest_instances(masks: np.ndarray, max_count: int) -> np.ndarray:
@@ -43,9 +44,10 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
     Args:
         image: BGR uint8 [h,w,3]; boxes [N,4] x1,y1,x2,y2 original pixels; labels [N] int32; masks [N,h,w] uint8.
         params: geometry/normalisation; flip: mirror horizontally.
-        rng: draws the crop window when ``params.crops`` (required then): the image is resized as for inference,
-            flipped, then a crop_height x crop_width window is cut (:func:`choose_crop_window`,
-            :func:`crop_instances`) and becomes the sample.
+        rng: draws the crop window when ``params.crops`` (required then): the image is resized as for inference
+            (times a factor drawn from ``params.crop_scale_range``, :func:`jitter_size`), flipped, then a
+            crop_height x crop_width window is cut (:func:`choose_crop_window`, :func:`crop_instances`), turned by
+            a random number of quarter turns when ``params.crop_rotate90`` (square crops), and becomes the sample.
 
     Returns:
         img [3,H,W] f32, img_meta [6] f32, gt_bboxes [num_gts,4] f32 (input pixels), gt_labels [num_gts] int32,
@@ -55,6 +57,10 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
     """
     orig_h, orig_w = image.shape[:2]
     scaled_h, scaled_w = params.scaled_size(orig_h, orig_w)
+    if params.crops:
+        if rng is None:
+            raise ValueError("prepare_train_sample: crop training needs an rng for the crop window")
+        scaled_h, scaled_w = jitter_size(scaled_h, scaled_w, params.crop_scale_range, rng)
     image = resize_image(image, scaled_h, scaled_w)
     masks = resize_masks(masks, scaled_h, scaled_w)
     boxes = resize_boxes(boxes, scaled_h / orig_h, scaled_w / orig_w, scaled_h, scaled_w)
@@ -62,11 +68,12 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
         image, boxes, masks = flip_horizontal(image, boxes, masks, scaled_w)
     meta = image_meta(orig_h, orig_w, scaled_h, scaled_w)
     if params.crops:
-        if rng is None:
-            raise ValueError("prepare_train_sample: crop training needs an rng for the crop window")
         top, left = choose_crop_window(masks, params.crop_height, params.crop_width, params.crop_min_visible, rng)
         image, boxes, labels, masks = crop_instances(image, labels, masks, top, left, params.crop_height,
                                                      params.crop_width, params.crop_min_visible)
+        if params.crop_rotate90:
+            image, masks = rotate90(image, masks, int(rng.integers(0, 4)))
+            boxes = tight_boxes(masks)
         meta[2:4] = image.shape[:2]
     keep = largest_instances(masks, params.num_gts)
     boxes, labels, masks = boxes[keep], labels[keep], masks[keep]

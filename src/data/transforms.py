@@ -1,5 +1,5 @@
-"""Image and mask transforms (pure NumPy / OpenCV): resize, flip, normalise, pad, downsample, random crops, and the
-inference input of one image (:func:`prepare_image`)."""
+"""Image and mask transforms (pure NumPy / OpenCV): resize, flip, normalise, pad, downsample, random crops with scale
+jitter and quarter turns, and the inference input of one image (:func:`prepare_image`)."""
 from __future__ import annotations
 
 import math
@@ -29,6 +29,8 @@ class TransformParams:
     crop_height: int = 0
     crop_width: int = 0
     crop_min_visible: float = 0.5
+    crop_scale_range: tuple[float, float] = (1.0, 1.0)
+    crop_rotate90: bool = False
     resize_rule: str = "fit"
     resize_short_side: int = 800
     resize_long_side: int = 1333
@@ -36,13 +38,14 @@ class TransformParams:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
         """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts, the crop
-        keys (crop_height, crop_width, crop_min_visible) and the resize keys (resize_rule, resize_short_side,
-        resize_long_side)."""
+        keys (crop_height, crop_width, crop_min_visible, crop_scale_range, crop_rotate90) and the resize keys
+        (resize_rule, resize_short_side, resize_long_side)."""
         return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
                    tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
                    bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
-                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]), str(cfg["resize_rule"]),
-                   int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
+                   int(cfg["crop_width"]), float(cfg["crop_min_visible"]),
+                   tuple(float(v) for v in cfg["crop_scale_range"]), bool(cfg["crop_rotate90"]),
+                   str(cfg["resize_rule"]), int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
 
     def scaled_size(self, orig_h: int, orig_w: int) -> tuple[int, int]:
         """(scaled_h, scaled_w) of an orig_h x orig_w image under these params (:func:`rescale_size`)."""
@@ -115,6 +118,29 @@ def flip_horizontal(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
     flipped_boxes[:, 0] = content_width - boxes[:, 2]
     flipped_boxes[:, 2] = content_width - boxes[:, 0]
     return np.ascontiguousarray(image[:, ::-1]), flipped_boxes, np.ascontiguousarray(masks[:, :, ::-1])
+
+
+def jitter_size(scaled_h: int, scaled_w: int, scale_range: tuple[float, float],
+                rng: np.random.Generator) -> tuple[int, int]:
+    """(scaled_h, scaled_w) times a factor drawn log-uniformly from scale_range = (low, high), each side rounded
+    and at least 1; the size unchanged (and nothing drawn) when low == high == 1."""
+    low, high = scale_range
+    if low == high == 1.0:
+        return scaled_h, scaled_w
+    factor = math.exp(rng.uniform(math.log(low), math.log(high)))
+    return max(1, round(scaled_h * factor)), max(1, round(scaled_w * factor))
+
+
+def rotate90(image: np.ndarray, masks: np.ndarray, turns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate an unpadded [H,W,C] image and its masks [N,H,W] by turns x 90 degrees counter-clockwise (np.rot90):
+    [W,H,C] and [N,W,H] for an odd number of turns. Boxes are re-derived from the rotated masks."""
+    return (np.ascontiguousarray(np.rot90(image, turns, axes=(0, 1))),
+            np.ascontiguousarray(np.rot90(masks, turns, axes=(1, 2))))
+
+
+def tight_boxes(masks: np.ndarray) -> np.ndarray:
+    """[N,4] float32 x1,y1,x2,y2 tight boxes (x2 exclusive) of non-empty masks [N,H,W]."""
+    return np.array([mask_tight_box(mask) for mask in masks], np.float32).reshape(-1, 4)
 
 
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float], to_rgb: bool) -> np.ndarray:
@@ -202,9 +228,8 @@ def crop_instances(image: np.ndarray, labels: np.ndarray, masks: np.ndarray, top
     """
     keep = crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible)
     cropped_masks = np.ascontiguousarray(masks[keep, top:top + crop_h, left:left + crop_w])
-    boxes = np.array([mask_tight_box(mask) for mask in cropped_masks], np.float32).reshape(-1, 4)
-    return (np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w]), boxes, labels[keep],
-            cropped_masks)
+    return (np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w]), tight_boxes(cropped_masks),
+            labels[keep], cropped_masks)
 
 
 def image_meta(orig_h: int, orig_w: int, scaled_h: int, scaled_w: int) -> np.ndarray:

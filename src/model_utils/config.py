@@ -440,4 +440,8 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("crop_width", lambda v: v == 0 if not crop_on else 0 < v <= cfg.img_width and v % cfg.divider == 0,
           f"0 together with crop_height, or a positive multiple of divider={cfg.divider} <= img_width")
     check("crop_min_visible", lambda v: 0 < v <= 1, "in (0, 1]")
+    check("crop_scale_range", lambda v: len(v) == 2 and 0 < v[0] <= v[1] and (crop_on or v[0] == v[1] == 1),
+          "[low, high] with 0 < low <= high, and [1.0, 1.0] without crops (the whole image must fit the canvas)")
+    check("crop_rotate90", lambda v: not v or cfg.crop_height == cfg.crop_width,
+          "False unless crop_height == crop_width (a turned crop must keep the training shape)")
     check("visualize_score_thr", unit, "in [0, 1]")
