@@ -175,11 +175,16 @@ def downsample_masks(masks: np.ndarray, divider: int) -> np.ndarray:
     return (2 * ones.astype(np.uint16) >= divider * divider).astype(np.uint8)
 
 
+def mask_areas(masks: np.ndarray) -> np.ndarray:
+    """[N] int64 pixel counts of the masks [N,H,W]."""
+    return masks.sum(axis=(1, 2), dtype=np.int64)
+
+
 def crop_visible_instances(masks: np.ndarray, top: int, left: int, crop_h: int, crop_w: int,
-                           min_visible: float) -> np.ndarray:
+                           min_visible: float, areas: np.ndarray | None = None) -> np.ndarray:
     """Indices of the masks [N,H,W] that keep at least ``min_visible`` of their pixels (and at least one) inside the
-    window rows [top, top + crop_h), columns [left, left + crop_w)."""
-    areas = masks.reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
+    window rows [top, top + crop_h), columns [left, left + crop_w). ``areas``: their :func:`mask_areas`, when known."""
+    areas = mask_areas(masks) if areas is None else areas
     inside = masks[:, top:top + crop_h, left:left + crop_w].reshape(masks.shape[0], -1).sum(axis=1, dtype=np.int64)
     return np.flatnonzero((inside > 0) & (inside >= min_visible * areas))
 
@@ -197,9 +202,10 @@ def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible:
     """
     height, width = masks.shape[1:]
     max_top, max_left = max(height - crop_h, 0), max(width - crop_w, 0)
+    areas = mask_areas(masks)
     for _ in range(CROP_ATTEMPTS - 1):
         top, left = int(rng.integers(0, max_top + 1)), int(rng.integers(0, max_left + 1))
-        if masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible).size:
+        if masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible, areas).size:
             return top, left
     box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
     if box is None:
