@@ -3,7 +3,8 @@
 * ``annotations.py``: segmentation formats and masks, boxes, which annotations training keeps, the structural check
   of an annotation file, :class:`DatasetError`;
 * ``coco.py``: dataset layouts, the annotation file as a whole (:class:`CocoDataset`), images and masks;
-* ``transforms.py``: image and mask transforms (resize, flip, normalise, pad, random crops, scale jitter and quarter turns), inference input;
+* ``transforms.py``: image and mask transforms (resize, flip, normalise, pad, random crops, scale jitter and quarter
+  turns), inference input;
 * ``batching.py``: fixed-shape training samples;
 * ``pipeline.py``: the sharded, batched ``mindspore.dataset`` (:func:`create_dataset`).
 """
