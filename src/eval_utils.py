@@ -2,8 +2,8 @@
 
 Post-processing (host side, per image): boxes go from network-input pixels back to the original image (divided by
 ``img_meta`` scale, clipped); each 28x28 mask probability map is resized to its box and pasted into an image-sized
-canvas (``mask_paste``: 'box' or torchvision's way, see :func:`paste_mask`), binarised at ``mask_thr_binary`` and
-RLE-encoded with pycocotools.
+canvas (``mask_paste``: 'box', 'subpixel' or torchvision's way, see :func:`paste_mask`), binarised at
+``mask_thr_binary`` and RLE-encoded with pycocotools.
 
 A prediction (one detection, what ``eval.py`` saves as JSON) is
 ``{"image_id", "category_id" (real COCO id), "label" (1..), "bbox": [x, y, w, h], "score" (class score),
@@ -78,7 +78,28 @@ class BoxMask:
         return full if dtype is None else full.astype(dtype)
 
 
-MASK_PASTE_MODES = ("box", "torchvision")
+MASK_PASTE_MODES = ("box", "subpixel", "torchvision")
+
+
+def _subpixel_weights(start: float, end: float, mask_size: int, limit: int) -> Tuple[int, np.ndarray]:
+    """Bilinear weights ``[P, S]`` that sample an ``S``-cell map laid on the float interval ``[start, end)`` at the
+    centres of the whole pixels it reaches (the first is returned with them, pixels cut to ``[0, limit)``).
+
+    Cell ``j`` is centred at ``start + (j + 0.5) * (end - start) / S``, where the aligned RoIAlign crop of the mask
+    targets took it, so pixel ``p`` reads the map at cell coordinate ``u = (p + 0.5 - start) * S / (end - start) - 0.5``;
+    cells outside the map are zero, so the map fades out half a cell beyond the interval."""
+    length = max(end - start, 1e-6)
+    cell = length / mask_size
+    first = min(max(int(np.floor(start - cell)), 0), limit)
+    last = min(max(int(np.ceil(end + cell)), first), limit)
+    coords = (np.arange(first, last, dtype=np.float64) + 0.5 - start) / cell - 0.5
+    low = np.floor(coords).astype(np.int64)
+    frac = coords - low
+    weights = np.zeros((last - first, mask_size + 2), dtype=np.float64)
+    rows = np.arange(last - first)
+    np.add.at(weights, (rows, np.clip(low + 1, 0, mask_size + 1)), 1.0 - frac)
+    np.add.at(weights, (rows, np.clip(low + 2, 0, mask_size + 1)), frac)
+    return first, weights[:, 1:-1]
 
 
 def _torchvision_paste_box(box: Sequence[float], mask_size: int) -> Tuple[int, int, int, int]:
@@ -101,9 +122,16 @@ def paste_mask(mask_prob: np.ndarray, box: Sequence[float], img_h: int, img_w: i
     ``[round(x1), round(x2))`` by ``[round(y1), round(y2))`` (at least 1x1). mode 'torchvision' (its
     ``paste_masks_in_image``): the map gets a border of zeros ([S+2, S+2]) and is resized to the box widened by
     (S + 2) / S and truncated to whole pixels, ``x1..x2`` inclusive (:func:`_torchvision_paste_box`). Then
-    thresholded with ``prob > threshold`` and cut to the image.
+    thresholded with ``prob > threshold`` and cut to the image. mode 'subpixel': the map is sampled bilinearly at
+    every pixel centre near the float box, as the inverse of the aligned RoIAlign crop that made the mask targets
+    (:func:`_subpixel_weights`; no rounding of the box, which shifts a 30-pixel mask by up to half a pixel in 'box').
     """
     mask_prob = np.asarray(mask_prob, dtype=np.float32)
+    if mode == "subpixel":
+        left, col_weights = _subpixel_weights(float(box[0]), float(box[2]), mask_prob.shape[1], img_w)
+        top, row_weights = _subpixel_weights(float(box[1]), float(box[3]), mask_prob.shape[0], img_h)
+        probs = row_weights @ mask_prob.astype(np.float64) @ col_weights.T
+        return BoxMask((probs > threshold).astype(np.uint8), top, left, img_h, img_w)
     if mode == "torchvision":
         mask_prob = np.pad(mask_prob, 1)
         x1, y1, width, height = _torchvision_paste_box(box, mask_prob.shape[-1] - 2)

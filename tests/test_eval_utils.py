@@ -124,8 +124,55 @@ def test_paste_mask_the_torchvision_way():
     # (22 x 59); rows -1 and 0 take 0 and 0.26 of the border, so the mask starts at y = 1; cut to the 50 x 20 image
     pasted = paste_mask(ones, (-0.5, 0.3, 20.2, 55.9), img_h=50, img_w=20, threshold=0.5, mode="torchvision")
     assert np.array_equal(pasted, rectangle_mask(50, 20, 0, 1, 20, 50))
-    with pytest.raises(ValueError, match=r"mask_paste: expected one of \('box', 'torchvision'\), got 'nearest'"):
+    with pytest.raises(ValueError, match=r"mask_paste: expected one of \('box', 'subpixel', 'torchvision'\), "
+                                         r"got 'nearest'"):
         paste_mask(ones, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5, mode="nearest")
+
+
+def test_paste_mask_subpixel_on_whole_and_half_pixel_boxes():
+    probs = np.zeros((28, 28), dtype=np.float32)
+    probs[:, :14] = 0.9
+    # a 28x28 box on whole pixels: pixel p reads cell p - 10 exactly, the same mask as mode 'box'
+    pasted = paste_mask(probs, (10, 20, 38, 48), img_h=60, img_w=50, threshold=0.5, mode="subpixel")
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 10, 20, 24, 48))
+    # shifted right by half a pixel: pixel 10 reads cell -0.5 (half the zero border, half 1) = 0.5, pixel 38 reads
+    # cell 27.5 = 0.5 as well: both fall at the threshold, so columns 11..37 stay; at 0.4 they join (10..38)
+    ones = np.ones((28, 28), np.float32)
+    pasted = paste_mask(ones, (10.5, 20, 38.5, 48), img_h=60, img_w=50, threshold=0.5, mode="subpixel")
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 11, 20, 38, 48))
+    pasted = paste_mask(ones, (10.5, 20, 38.5, 48), img_h=60, img_w=50, threshold=0.4, mode="subpixel")
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 10, 20, 39, 48))
+    # a box leaving the image is cut; a box outside it is empty
+    pasted = paste_mask(ones, (40, 50, 68, 78), img_h=60, img_w=50, threshold=0.5, mode="subpixel")
+    assert np.array_equal(pasted, rectangle_mask(60, 50, 40, 50, 50, 60))
+    assert paste_mask(ones, (70, 70, 90, 90), img_h=60, img_w=50, threshold=0.5, mode="subpixel").sum() == 0
+
+
+def _bilinear_with_zero_border(grid: np.ndarray, row: float, col: float) -> float:
+    """One bilinear sample of ``grid`` at (row, col) in cell coordinates, cells outside the grid being zero."""
+    top, left = int(np.floor(row)), int(np.floor(col))
+    value = 0.0
+    for r, wr in ((top, 1 - (row - top)), (top + 1, row - top)):
+        for c, wc in ((left, 1 - (col - left)), (left + 1, col - left)):
+            if 0 <= r < grid.shape[0] and 0 <= c < grid.shape[1]:
+                value += wr * wc * grid[r, c]
+    return value
+
+
+@pytest.mark.parametrize("box", [(3.3, 7.8, 25.1, 19.6), (-4.2, 30.5, 12.7, 47.9), (20.25, 2.75, 48.5, 60.0)])
+def test_paste_mask_subpixel_against_pixel_by_pixel_sampling(box):
+    rng = np.random.default_rng(3)
+    probs = rng.random((28, 28)).astype(np.float32)
+    img_h, img_w = 50, 45
+    expected = np.zeros((img_h, img_w), np.uint8)
+    x1, y1, x2, y2 = box
+    for y in range(img_h):
+        for x in range(img_w):
+            row = (y + 0.5 - y1) * 28 / (y2 - y1) - 0.5
+            col = (x + 0.5 - x1) * 28 / (x2 - x1) - 0.5
+            expected[y, x] = _bilinear_with_zero_border(probs, row, col) > 0.5
+    pasted = paste_mask(probs, box, img_h=img_h, img_w=img_w, threshold=0.5, mode="subpixel")
+    assert expected.any() and np.array_equal(np.asarray(pasted), expected)
 
 
 def test_postprocess_rescales_boxes_clips_and_drops_invalid():

@@ -379,7 +379,7 @@ def validate(cfg: Config, source: str = "config") -> None:
           f"0 (roi.sample_num) or >= test_cfg.rcnn.max_per_img ({cfg.test_cfg.rcnn.max_per_img})")
     check("test_cfg.rcnn.min_bbox_size", non_negative, ">= 0 (0 = no size filter)")
     check("test_cfg.rcnn.mask_thr_binary", unit, "in [0, 1]")
-    check("test_cfg.rcnn.mask_paste", one_of("box", "torchvision"), "'box' or 'torchvision'")
+    check("test_cfg.rcnn.mask_paste", one_of("box", "subpixel", "torchvision"), "'box', 'subpixel' or 'torchvision'")
 
     check("opt_type", one_of("sgd", "adam"), "'sgd' or 'adam'")
     check("lr", positive, "> 0")
