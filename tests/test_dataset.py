@@ -461,6 +461,48 @@ def test_crop_window_falls_back_to_an_instance_when_random_windows_miss():
     assert D.choose_crop_window(np.zeros((0, 20, 20), np.uint8), 32, 32, 0.5, np.random.default_rng(0)) == (0, 0)
 
 
+def test_crop_window_background_fraction_keeps_the_first_window_whatever_it_holds():
+    masks = np.zeros((1, 40, 40), np.uint8)
+    masks[0, 0, 0] = 1                                # one pixel: only the window at (0, 0) of 21 x 21 holds it
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        expected = (int(rng.integers(0, 21)), int(rng.integers(0, 21))) if rng.random() < 0.5 else None
+        window = D.choose_crop_window(masks, 20, 20, 0.5, np.random.default_rng(seed), background_fraction=0.5)
+        if expected is not None:                     # the coin said 'anywhere': the first uniform draw stands
+            assert window == expected
+        else:
+            assert window == (0, 0)
+    # fraction 1: every window is the first uniform draw, so about 1 in 441 holds the pixel; fraction 0 (the
+    # default, nothing drawn for it): every window holds it, in the same windows as before the option existed
+    holding = [D.choose_crop_window(masks, 20, 20, 0.5, np.random.default_rng(seed), 1.0) == (0, 0)
+               for seed in range(200)]
+    assert sum(holding) <= 3
+    for seed in range(5):
+        assert (D.choose_crop_window(masks, 20, 20, 0.5, np.random.default_rng(seed), 0.0)
+                == D.choose_crop_window(masks, 20, 20, 0.5, np.random.default_rng(seed)) == (0, 0))
+
+
+def test_prepare_train_sample_background_crop_without_instances():
+    image = _coordinate_image(100, 100)
+    masks = np.zeros((1, 100, 100), np.uint8)
+    masks[0, 0:4, 0:4] = 1
+    params = _params(img_height=100, img_width=100, keep_ratio=False, mask_divider=1, crop_height=32,
+                     crop_width=32, crop_min_visible=0.5, crop_background_fraction=1.0)
+    seed, top, left = 0, 0, 0
+    while max(top, left) <= 2:                       # a seed whose window misses most of the 4 x 4 instance
+        seed += 1
+        rng = np.random.default_rng(seed)
+        rng.random()                                 # the coin, always 'anywhere' at fraction 1
+        top, left = int(rng.integers(0, 69)), int(rng.integers(0, 69))
+    img, _, gt_bboxes, _, gt_valids, gt_masks = D.prepare_train_sample(
+        image, np.array([[0, 0, 4, 4]], np.float32), np.array([1], np.int32), masks, params, False,
+        np.random.default_rng(seed))
+    assert not gt_valids.any() and not gt_masks.any() and not gt_bboxes.any()
+    assert img.shape == (3, 32, 32)
+    normalised = D.normalize_image(image, params.img_mean, params.img_std, params.to_rgb)
+    np.testing.assert_allclose(img, normalised[top:top + 32, left:left + 32].transpose(2, 0, 1))
+
+
 @pytest.mark.parametrize("flip", [False, True])
 def test_prepare_train_sample_crops_at_native_resolution(flip):
     image = _coordinate_image(100, 100)

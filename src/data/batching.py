@@ -46,7 +46,8 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
         params: geometry/normalisation; flip: mirror horizontally.
         rng: draws the crop window when ``params.crops`` (required then): the image is resized as for inference
             (times a factor drawn from ``params.crop_scale_range``, :func:`jitter_size`), flipped, then a
-            crop_height x crop_width window is cut (:func:`choose_crop_window`, :func:`crop_instances`), turned by
+            crop_height x crop_width window is cut (:func:`choose_crop_window`, a fraction
+            ``params.crop_background_fraction`` of them anywhere; :func:`crop_instances`), turned by
             a random number of quarter turns when ``params.crop_rotate90`` (square crops), and becomes the sample.
 
     Returns:
@@ -68,7 +69,8 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
         image, boxes, masks = flip_horizontal(image, boxes, masks, scaled_w)
     meta = image_meta(orig_h, orig_w, scaled_h, scaled_w)
     if params.crops:
-        top, left = choose_crop_window(masks, params.crop_height, params.crop_width, params.crop_min_visible, rng)
+        top, left = choose_crop_window(masks, params.crop_height, params.crop_width, params.crop_min_visible, rng,
+                                       params.crop_background_fraction)
         image, boxes, labels, masks = crop_instances(image, labels, masks, top, left, params.crop_height,
                                                      params.crop_width, params.crop_min_visible)
         if params.crop_rotate90:

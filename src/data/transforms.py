@@ -31,6 +31,7 @@ class TransformParams:
     crop_min_visible: float = 0.5
     crop_scale_range: tuple[float, float] = (1.0, 1.0)
     crop_rotate90: bool = False
+    crop_background_fraction: float = 0.0
     resize_rule: str = "fit"
     resize_short_side: int = 800
     resize_long_side: int = 1333
@@ -38,14 +39,15 @@ class TransformParams:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
         """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts, the crop
-        keys (crop_height, crop_width, crop_min_visible, crop_scale_range, crop_rotate90) and the resize keys
+        keys (crop_height, crop_width, crop_min_visible, crop_scale_range, crop_rotate90,
+        crop_background_fraction) and the resize keys
         (resize_rule, resize_short_side, resize_long_side)."""
         return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
                    tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
                    bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
                    int(cfg["crop_width"]), float(cfg["crop_min_visible"]),
                    tuple(float(v) for v in cfg["crop_scale_range"]), bool(cfg["crop_rotate90"]),
-                   str(cfg["resize_rule"]), int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
+                   float(cfg["crop_background_fraction"]), str(cfg["resize_rule"]), int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
 
     def scaled_size(self, orig_h: int, orig_w: int) -> tuple[int, int]:
         """(scaled_h, scaled_w) of an orig_h x orig_w image under these params (:func:`rescale_size`)."""
@@ -190,10 +192,13 @@ def crop_visible_instances(masks: np.ndarray, top: int, left: int, crop_h: int, 
 
 
 def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible: float,
-                       rng: np.random.Generator) -> tuple[int, int]:
+                       rng: np.random.Generator, background_fraction: float = 0.0) -> tuple[int, int]:
     """(top, left) of a crop_h x crop_w window of the [H,W] content of masks [N,H,W].
 
-    Up to CROP_ATTEMPTS - 1 uniformly drawn windows are tried, the first that keeps an instance (see
+    With probability ``background_fraction`` the first uniformly drawn window is kept whatever it holds (the
+    network then also sees the parts of the image where no object lies, which it meets at test time on the whole
+    image; nothing is drawn for it when the fraction is 0). Otherwise up to CROP_ATTEMPTS - 1 uniformly drawn
+    windows are tried, the first that keeps an instance (see
     :func:`crop_visible_instances`) wins; otherwise a randomly chosen instance is placed at a uniformly drawn
     position inside the window (its whole box when it fits, else as much of it as fits). A window larger than the
     content starts at 0. Objects must not sit at a fixed place in the crops (e.g. their centre): a network learns
@@ -203,9 +208,10 @@ def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible:
     height, width = masks.shape[1:]
     max_top, max_left = max(height - crop_h, 0), max(width - crop_w, 0)
     areas = mask_areas(masks)
+    any_window = background_fraction > 0 and rng.random() < background_fraction
     for _ in range(CROP_ATTEMPTS - 1):
         top, left = int(rng.integers(0, max_top + 1)), int(rng.integers(0, max_left + 1))
-        if masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible, areas).size:
+        if any_window or masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible, areas).size:
             return top, left
     box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
     if box is None:

@@ -444,4 +444,6 @@ def validate(cfg: Config, source: str = "config") -> None:
           "[low, high] with 0 < low <= high, and [1.0, 1.0] without crops (the whole image must fit the canvas)")
     check("crop_rotate90", lambda v: not v or cfg.crop_height == cfg.crop_width,
           "False unless crop_height == crop_width (a turned crop must keep the training shape)")
+    check("crop_background_fraction", lambda v: 0 <= v <= 1 and (crop_on or v == 0),
+          "in [0, 1], and 0 without crops")
     check("visualize_score_thr", unit, "in [0, 1]")
