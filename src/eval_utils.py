@@ -86,8 +86,9 @@ def _subpixel_weights(start: float, end: float, mask_size: int, limit: int) -> T
     centres of the whole pixels it reaches (the first is returned with them, pixels cut to ``[0, limit)``).
 
     Cell ``j`` is centred at ``start + (j + 0.5) * (end - start) / S``, where the aligned RoIAlign crop of the mask
-    targets took it, so pixel ``p`` reads the map at cell coordinate ``u = (p + 0.5 - start) * S / (end - start) - 0.5``;
-    cells outside the map are zero, so the map fades out half a cell beyond the interval."""
+    targets took it, so pixel ``p`` reads the map at cell coordinate
+    ``u = (p + 0.5 - start) * S / (end - start) - 0.5``; cells outside the map are zero, so the map fades out half a
+    cell beyond the interval."""
     length = max(end - start, 1e-6)
     cell = length / mask_size
     first = min(max(int(np.floor(start - cell)), 0), limit)

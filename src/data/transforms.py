@@ -40,14 +40,14 @@ class TransformParams:
     def from_config(cls, cfg: Mapping[str, Any]) -> "TransformParams":
         """Read img_height, img_width, keep_ratio, img_mean, img_std, to_rgb, mask_divider, num_gts, the crop
         keys (crop_height, crop_width, crop_min_visible, crop_scale_range, crop_rotate90,
-        crop_background_fraction) and the resize keys
-        (resize_rule, resize_short_side, resize_long_side)."""
+        crop_background_fraction) and the resize keys (resize_rule, resize_short_side, resize_long_side)."""
         return cls(int(cfg["img_height"]), int(cfg["img_width"]), bool(cfg["keep_ratio"]),
                    tuple(float(v) for v in cfg["img_mean"]), tuple(float(v) for v in cfg["img_std"]),
                    bool(cfg["to_rgb"]), int(cfg["mask_divider"]), int(cfg["num_gts"]), int(cfg["crop_height"]),
                    int(cfg["crop_width"]), float(cfg["crop_min_visible"]),
                    tuple(float(v) for v in cfg["crop_scale_range"]), bool(cfg["crop_rotate90"]),
-                   float(cfg["crop_background_fraction"]), str(cfg["resize_rule"]), int(cfg["resize_short_side"]), int(cfg["resize_long_side"]))
+                   float(cfg["crop_background_fraction"]), str(cfg["resize_rule"]), int(cfg["resize_short_side"]),
+                   int(cfg["resize_long_side"]))
 
     def scaled_size(self, orig_h: int, orig_w: int) -> tuple[int, int]:
         """(scaled_h, scaled_w) of an orig_h x orig_w image under these params (:func:`rescale_size`)."""
@@ -211,7 +211,8 @@ def choose_crop_window(masks: np.ndarray, crop_h: int, crop_w: int, min_visible:
     any_window = background_fraction > 0 and rng.random() < background_fraction
     for _ in range(CROP_ATTEMPTS - 1):
         top, left = int(rng.integers(0, max_top + 1)), int(rng.integers(0, max_left + 1))
-        if any_window or masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w, min_visible, areas).size:
+        if any_window or masks.shape[0] == 0 or crop_visible_instances(masks, top, left, crop_h, crop_w,
+                                                                       min_visible, areas).size:
             return top, left
     box = mask_tight_box(masks[int(rng.integers(0, masks.shape[0]))])
     if box is None:

@@ -139,7 +139,8 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"test_cfg.rcnn.max_candidates": 50}, r"'test_cfg.rcnn.max_candidates' must be 0 \(roi.sample_num\) or >= "
      r"test_cfg.rcnn.max_per_img \(100\), got 50"),
     ({"test_cfg.rcnn.min_bbox_size": -1.0}, r"'test_cfg.rcnn.min_bbox_size' must be >= 0"),
-    ({"test_cfg.rcnn.mask_paste": "detectron2"}, r"'test_cfg.rcnn.mask_paste' must be 'box', 'subpixel' or 'torchvision'"),
+    ({"test_cfg.rcnn.mask_paste": "detectron2"},
+     r"'test_cfg.rcnn.mask_paste' must be 'box', 'subpixel' or 'torchvision'"),
 ])
 def test_impossible_values_are_rejected(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
