@@ -314,22 +314,35 @@ def run_cocoeval(coco_gt: COCO, results: List[Dict[str, object]], iou_type: str)
     return evaluator
 
 
+def _iou_index(evaluator: COCOeval, threshold: float) -> int:
+    """Index of ``threshold`` among the evaluator's IoU thresholds."""
+    return int(np.flatnonzero(np.isclose(evaluator.params.iouThrs, threshold))[0])
+
+
 def per_category_ap(coco_gt: COCO, evaluators: Dict[str, Optional[COCOeval]]) -> pd.DataFrame:
-    """AP@[.50:.95] (all areas, 100 dets) per category for each evaluator; -1 where a category has no gt."""
+    """Per category and evaluator (all areas, 100 detections): ``{name}_AP`` (AP@[.50:.95]), ``{name}_AP50``,
+    ``{name}_AP75`` and ``{name}_R50`` (the share of its gt instances found at IoU >= 0.5); -1 where a category has no
+    gt, 0 for an evaluator without detections. A high R50 with a low AP50 means found but outranked by false positives;
+    a high AP50 with a low AP75 means found but poorly outlined."""
     categories = coco_gt.loadCats(sorted(coco_gt.getCatIds()))
     table = pd.DataFrame({"category_id": [category["id"] for category in categories],
                           "name": [category["name"] for category in categories]})
     for name, evaluator in evaluators.items():
-        values = []
+        columns: Dict[str, List[float]] = {f"{name}_{metric}": [] for metric in ("AP", "AP50", "AP75", "R50")}
         for category in categories:
             if evaluator is None:
-                values.append(0.0)
+                for values in columns.values():
+                    values.append(0.0)
                 continue
             index = list(evaluator.params.catIds).index(category["id"])
             precision = evaluator.eval["precision"][:, :, index, 0, -1]
-            valid = precision[precision > -1]
-            values.append(float(valid.mean()) if valid.size else -1.0)
-        table[f"{name}_AP"] = values
+            at_50, at_75 = _iou_index(evaluator, 0.5), _iou_index(evaluator, 0.75)
+            for metric, values in (("AP", precision), ("AP50", precision[at_50]), ("AP75", precision[at_75])):
+                valid = values[values > -1]
+                columns[f"{name}_{metric}"].append(float(valid.mean()) if valid.size else -1.0)
+            columns[f"{name}_R50"].append(float(evaluator.eval["recall"][at_50, index, 0, -1]))
+        for column, values in columns.items():
+            table[column] = values
     return table
 
 
@@ -399,7 +412,7 @@ def format_report(metrics: Dict[str, object]) -> str:
         f"Predictions: {metrics['num_predictions']}",
         "IoU metric: bbox", metrics["bbox_summary"],
         "IoU metric: segm (score = class score * predicted mask IoU)", metrics["segm_summary"],
-        "Per-category AP@[.50:.95]:", table,
+        "Per category (AP = AP@[.50:.95]; R50 = share of the instances found at IoU >= 0.5):", table,
         "Mask scoring:",
         f"  segm mAP with class score alone:        {metrics['seg_mAP_cls_score']:.4f}",
         f"  segm mAP with class score * mask IoU:   {metrics['seg_mAP']:.4f}",

@@ -84,6 +84,29 @@ def test_rescoring_by_mask_iou_reorders_detections():
     assert metrics["mask_iou_spearman"] == pytest.approx(1.0)
 
 
+def test_per_category_ap50_ap75_and_recall_at_50_by_hand():
+    """Category 3 (one 30x20 gt): a detection with the gt box and a 19x20 mask inside it, mask IoU 380 / 600 = 0.633:
+    bbox AP 1 at every threshold; segm a match at IoU thresholds .50, .55, .60 only: AP 3/10, AP50 1, AP75 0, R50 1.
+    Category 7 (two gts): a false positive in image 2 ranked above an exact hit in image 1, the gt of image 2 missed:
+    R50 1/2; precision 1/2 up to recall 1/2 at each of the 101 recall points r <= 0.5 (51 of them), 0 beyond: AP at
+    every threshold 51 * 0.5 / 101."""
+    coco, _ = make_gt()
+    gt_box = (5, 5, 35, 25)
+    detections = [prediction(1, 3, gt_box, (5, 5, 24, 25), score=0.9, mask_iou=0.6),
+                  prediction(2, 7, (60, 45, 75, 58), (60, 45, 75, 58), score=0.9, mask_iou=0.5),
+                  prediction(1, 7, (40, 20, 70, 55), (40, 20, 70, 55), score=0.5, mask_iou=0.5)]
+    table = evaluate_predictions(coco, detections)["per_category"].set_index("category_id")
+    assert list(table.columns) == ["name"] + [f"{kind}_{metric}" for kind in ("bbox", "segm")
+                                              for metric in ("AP", "AP50", "AP75", "R50")]
+    assert table.loc[3, ["bbox_AP", "bbox_AP50", "bbox_AP75", "bbox_R50"]].tolist() == pytest.approx([1, 1, 1, 1])
+    assert table.loc[3, ["segm_AP", "segm_AP50", "segm_AP75", "segm_R50"]].tolist() == pytest.approx([0.3, 1, 0, 1])
+    half_precision = 51 * 0.5 / 101
+    for kind in ("bbox", "segm"):
+        assert table.loc[7, [f"{kind}_AP", f"{kind}_AP50", f"{kind}_AP75"]].tolist() == pytest.approx(
+            [half_precision] * 3)
+        assert table.loc[7, f"{kind}_R50"] == pytest.approx(0.5)
+
+
 def test_correlations_against_hand_computed_values():
     predicted = np.array([0.1, 0.2, 0.3, 0.4])
     real = np.array([0.4, 0.3, 0.2, 0.1])
