@@ -27,6 +27,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from src.model_utils.config import MASK_PASTE_MODES
+
 if TYPE_CHECKING:
     from mindspore.dataset import Dataset
 
@@ -76,9 +78,6 @@ class BoxMask:
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         full = self.full()
         return full if dtype is None else full.astype(dtype)
-
-
-MASK_PASTE_MODES = ("box", "subpixel", "torchvision")
 
 
 def _subpixel_weights(start: float, end: float, mask_size: int, limit: int) -> Tuple[int, np.ndarray]:

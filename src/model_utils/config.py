@@ -21,6 +21,7 @@ import yaml
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default_config.yaml"
 BASE_KEY = "_base_"
+MASK_PASTE_MODES = ("box", "subpixel", "torchvision")  # test_cfg.rcnn.mask_paste, see src/eval_utils.py paste_mask
 
 
 class ConfigError(ValueError):
@@ -379,7 +380,8 @@ def validate(cfg: Config, source: str = "config") -> None:
           f"0 (roi.sample_num) or >= test_cfg.rcnn.max_per_img ({cfg.test_cfg.rcnn.max_per_img})")
     check("test_cfg.rcnn.min_bbox_size", non_negative, ">= 0 (0 = no size filter)")
     check("test_cfg.rcnn.mask_thr_binary", unit, "in [0, 1]")
-    check("test_cfg.rcnn.mask_paste", one_of("box", "subpixel", "torchvision"), "'box', 'subpixel' or 'torchvision'")
+    paste_modes = [f"'{mode}'" for mode in MASK_PASTE_MODES]
+    check("test_cfg.rcnn.mask_paste", one_of(*MASK_PASTE_MODES), f"{', '.join(paste_modes[:-1])} or {paste_modes[-1]}")
 
     check("opt_type", one_of("sgd", "adam"), "'sgd' or 'adam'")
     check("lr", positive, "> 0")
