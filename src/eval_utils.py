@@ -326,16 +326,17 @@ def per_category_ap(coco_gt: COCO, evaluators: Dict[str, Optional[COCOeval]]) ->
     categories = coco_gt.loadCats(sorted(coco_gt.getCatIds()))
     table = pd.DataFrame({"category_id": [category["id"] for category in categories],
                           "name": [category["name"] for category in categories]})
+    metrics = ("AP", "AP50", "AP75", "R50")
     for name, evaluator in evaluators.items():
-        columns: Dict[str, List[float]] = {f"{name}_{metric}": [] for metric in ("AP", "AP50", "AP75", "R50")}
+        if evaluator is None:
+            for metric in metrics:
+                table[f"{name}_{metric}"] = 0.0
+            continue
+        at_50, at_75 = _iou_index(evaluator, 0.5), _iou_index(evaluator, 0.75)
+        columns: Dict[str, List[float]] = {f"{name}_{metric}": [] for metric in metrics}
         for category in categories:
-            if evaluator is None:
-                for values in columns.values():
-                    values.append(0.0)
-                continue
             index = list(evaluator.params.catIds).index(category["id"])
             precision = evaluator.eval["precision"][:, :, index, 0, -1]
-            at_50, at_75 = _iou_index(evaluator, 0.5), _iou_index(evaluator, 0.75)
             for metric, values in (("AP", precision), ("AP50", precision[at_50]), ("AP75", precision[at_75])):
                 valid = values[values > -1]
                 columns[f"{name}_{metric}"].append(float(valid.mean()) if valid.size else -1.0)
