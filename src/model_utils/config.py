@@ -351,6 +351,7 @@ def validate(cfg: Config, source: str = "config") -> None:
         check(f"{roi_key}.featmap_strides", lambda v: 0 < len(v) <= num_outs and list(v) == strides[: len(v)],
               f"a prefix of the FPN strides {strides}")
         check(f"{roi_key}.finest_scale", positive, "> 0")
+        check(f"{roi_key}.scale_factor", positive, "> 0 (1 = the RoI itself)")
         check(f"{roi_key}.sample_num", positive, "> 0")
     check("mask_roi.chunk_size", non_negative, ">= 0 (0 = the mask heads run on every RoI slot)")
     rcnn_sampler = cfg.train_cfg.rcnn.sampler

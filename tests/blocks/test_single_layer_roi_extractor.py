@@ -10,11 +10,12 @@ from src.model_utils.config import Config
 STRIDES = [4, 8, 16, 32]
 
 
-def roi_cfg(finest_scale=56, sampling_ratio=2, impl="auto"):
+def roi_cfg(finest_scale=56, sampling_ratio=2, impl="auto", scale_factor=1.0):
     return Config.from_dict({
         "roi_layer": {"type": "RoIAlign", "out_size": 3, "sampling_ratio": sampling_ratio, "aligned": False,
                       "impl": impl},
-        "out_channels": 2, "featmap_strides": STRIDES, "finest_scale": finest_scale, "sample_num": 8})
+        "out_channels": 2, "featmap_strides": STRIDES, "finest_scale": finest_scale,
+        "scale_factor": scale_factor, "sample_num": 8})
 
 
 def square_rois(sides, aspect=1.0):
@@ -56,6 +57,27 @@ def test_pooling_equals_single_level_roi_align(mode, sampling_ratio, impl):
         single = RoIAlign(3, 1.0 / STRIDES[level], sampling_ratio, False, impl)
         expected = single(features[level], Tensor(rois[index:index + 1])).asnumpy()
         np.testing.assert_allclose(pooled[index:index + 1], expected, rtol=1e-5, atol=2e-5)
+
+
+def test_scale_factor_pools_the_enlarged_box_on_the_rois_own_level():
+    ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+    rng = np.random.default_rng(3)
+    features = tuple(Tensor(rng.normal(size=(1, 2, 128 // stride, 128 // stride)).astype(np.float32))
+                     for stride in STRIDES)
+    # finest_scale 8: the 14 x 14 RoI maps to level 0 (scale 14 < 16) though its 1.5x box (21 x 21) would map to 1
+    rois = np.array([[0, 20, 30, 34, 44], [0, 40, 50, 80, 60]], np.float32)
+    enlarged = np.array([[0, 16.5, 26.5, 37.5, 47.5], [0, 30, 47.5, 90, 62.5]], np.float32)
+    extractor = SingleLayerRoIExtractor(roi_cfg(finest_scale=8, scale_factor=1.5))
+    pooled = extractor(features, Tensor(rois)).asnumpy()
+    for index, level in enumerate([0, 1]):
+        single = RoIAlign(3, 1.0 / STRIDES[level], 2, False, "auto")
+        expected = single(features[level], Tensor(enlarged[index:index + 1])).asnumpy()
+        np.testing.assert_allclose(pooled[index:index + 1], expected, rtol=1e-5, atol=2e-5)
+
+
+def test_non_positive_scale_factor_rejected():
+    with pytest.raises(ValueError, match="scale_factor"):
+        SingleLayerRoIExtractor(roi_cfg(scale_factor=0.0))
 
 
 def test_unknown_roi_layer_rejected():

@@ -127,6 +127,7 @@ def test_wrong_types_are_rejected(override, pattern):
      r"'crop_background_fraction' must be in \[0, 1\], and 0 without crops"),
     ({"crop_height": 512, "crop_width": 256, "crop_rotate90": True},
      r"'crop_rotate90' must be False unless crop_height == crop_width"),
+    ({"roi.scale_factor": 0.0}, r"'roi.scale_factor' must be > 0 \(1 = the RoI itself\)"),
     ({"keep_ratio": 2}, r"'keep_ratio' must be 0 or 1, got 2"),
     ({"run_eval": 5}, r"'run_eval' must be 0 or 1, got 5"),
     ({"divergence_guard.lr_factor": 1.0}, r"'divergence_guard.lr_factor' must be in \(0, 1\)"),

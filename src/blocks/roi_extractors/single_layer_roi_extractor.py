@@ -17,9 +17,11 @@ class SingleLayerRoIExtractor(nn.Cell):
     level = floor(log2(scale / finest_scale + 1e-6)), clipped to [0, L - 1] with L = len(featmap_strides); with
     finest_scale 56: scale < 112 -> 0, [112, 224) -> 1, [224, 448) -> 2, >= 448 -> 3. It is computed exactly as
     the number of thresholds ``finest_scale * (2^k - 1e-6)``, k = 1..L-1, that the scale reaches (no float log).
+    With ``scale_factor`` s != 1 each RoI is then pooled from a box s times its width and height about the same
+    centre (the level still follows the RoI's own size): s > 1 lets a head see the surroundings of small objects.
 
     Args: roi_cfg (the ``roi`` or ``mask_roi`` config: roi_layer.type/out_size/sampling_ratio/aligned/impl,
-    featmap_strides, finest_scale).
+    featmap_strides, finest_scale, scale_factor).
     Inputs: features, a tuple of FPN maps [N, C, H_l, W_l] (only the first L are used); rois [K, 5]
     (batch_index, x1, y1, x2, y2) in input pixels. Output: [K, C, out_size, out_size].
     """
@@ -31,6 +33,9 @@ class SingleLayerRoIExtractor(nn.Cell):
             raise ValueError(f"roi_layer.type: only 'RoIAlign' is implemented, got '{layer_cfg.type}'")
         if roi_cfg.finest_scale <= 0:
             raise ValueError(f"finest_scale: expected a positive value, got {roi_cfg.finest_scale}")
+        if roi_cfg.scale_factor <= 0:
+            raise ValueError(f"scale_factor: expected a positive value, got {roi_cfg.scale_factor}")
+        self.scale_factor = float(roi_cfg.scale_factor)
         featmap_strides: Sequence[float] = roi_cfg.featmap_strides
         self.num_levels = len(featmap_strides)
         self.level_thresholds = Tensor(np.array(
@@ -47,6 +52,15 @@ class SingleLayerRoIExtractor(nn.Cell):
         reached = ops.cast(ops.expand_dims(scales, 1) >= self.level_thresholds, ms.int32)
         return reached.sum(axis=1).astype(ms.int32)
 
+    def rescale(self, rois: Tensor) -> Tensor:
+        """rois [K, 5] -> the same RoIs with width and height times scale_factor about their centres."""
+        centres = (rois[:, 1:3] + rois[:, 3:5]) * 0.5
+        half_sizes = (rois[:, 3:5] - rois[:, 1:3]) * (0.5 * self.scale_factor)
+        return ops.concat((rois[:, :1], centres - half_sizes, centres + half_sizes), axis=1)
+
     def construct(self, features: Tuple[Tensor, ...], rois: Tensor) -> Tensor:
         rois = ops.stop_gradient(rois)
-        return self.roi_align(features[:self.num_levels], rois, self.map_roi_levels(rois))
+        levels = self.map_roi_levels(rois)
+        if self.scale_factor != 1.0:
+            rois = self.rescale(rois)
+        return self.roi_align(features[:self.num_levels], rois, levels)
