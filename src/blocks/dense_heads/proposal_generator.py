@@ -13,9 +13,9 @@ from src.model_utils.config import Config
 class ProposalGenerator(nn.Cell):
     """Turns RPN outputs of one batch into a fixed number of proposals per image.
 
-    Per image and level: the ``nms_pre`` highest objectness scores (TopK) are kept, their anchors decoded and
-    clipped to the image's scaled (content) size from img_meta; boxes with a side <= ``min_bbox_size`` become
-    invalid and move behind the valid ones. NMS (``iou_threshold``) then runs within each level separately, as
+    Per image and level: the ``nms_pre`` highest objectness scores (TopK) are kept; the candidates of all levels
+    are decoded together and clipped to the image's scaled (content) size from img_meta; boxes with a side <=
+    ``min_bbox_size`` become invalid and move behind the valid ones of their level. NMS (``iou_threshold``) then runs within each level separately, as
     mmdetection v2's batched NMS does (:class:`~src.blocks.nms.SortedNms`: one call per level for the whole batch;
     NMS costs up to the square of its boxes, so five calls on up to ``nms_pre`` boxes cost a fraction of one on all
     of them), and the ``max_per_img`` highest-scoring kept boxes of all levels are returned (equal scores in level
@@ -37,7 +37,7 @@ class ProposalGenerator(nn.Cell):
         if self.max_per_img > self.num_candidates:
             raise ValueError(f"rpn_proposal.max_per_img: expected <= {self.num_candidates} (candidates after "
                              f"nms_pre), got {self.max_per_img}")
-        self.anchors = [Tensor(anchors.astype(np.float32)) for anchors in level_anchors]
+        self.all_anchors = Tensor(np.concatenate(level_anchors).astype(np.float32))
         self.min_bbox_size = float(proposal_cfg.min_bbox_size)
         self.nms = SortedNms(float(proposal_cfg.iou_threshold))
         self.bbox_coder = DeltaXYWHBBoxCoder(bbox_coder_cfg.target_means, bbox_coder_cfg.target_stds)
@@ -45,23 +45,30 @@ class ProposalGenerator(nn.Cell):
     def construct(self, cls_scores: Tensor, bbox_preds: Tensor, img_meta: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         scores = ops.sigmoid(ops.stop_gradient(cls_scores))
         deltas = ops.stop_gradient(bbox_preds)
-        max_shapes = img_meta[:, 2:4]
+        top_scores, top_index = [], []
+        start = 0
+        for size, pre in zip(self.level_sizes, self.level_pre):
+            level_scores, index = ops.topk(scores[:, start:start + size], pre)
+            top_scores.append(level_scores)
+            top_index.append(index + start)
+            start += size
+        candidate_index = ops.concat(top_index, 1)
+        candidate_deltas = ops.gather(deltas, candidate_index, 1, batch_dims=1)
+        candidate_anchors = ops.gather(self.all_anchors, candidate_index, 0)
+        candidates = self.bbox_coder.decode(candidate_anchors, candidate_deltas, img_meta[:, 2:4])
+        widths = candidates[..., 2] - candidates[..., 0]
+        heights = candidates[..., 3] - candidates[..., 1]
+        big_enough = ops.logical_and(widths > self.min_bbox_size, heights > self.min_bbox_size)
+        candidate_scores = ops.where(big_enough, ops.concat(top_scores, 1), -1.0)
         boxes, box_scores, keeps = [], [], []
         start = 0
-        for level, (size, pre) in enumerate(zip(self.level_sizes, self.level_pre)):
-            level_scores, index = ops.topk(scores[:, start:start + size], pre)
-            level_deltas = ops.gather(deltas[:, start:start + size], index, 1, batch_dims=1)
-            level_anchors = ops.gather(self.anchors[level], index, 0)
-            level_boxes = self.bbox_coder.decode(level_anchors, level_deltas, max_shapes)
-            widths = level_boxes[..., 2] - level_boxes[..., 0]
-            heights = level_boxes[..., 3] - level_boxes[..., 1]
-            big_enough = ops.logical_and(widths > self.min_bbox_size, heights > self.min_bbox_size)
-            sorted_scores, order = ops.topk(ops.where(big_enough, level_scores, -1.0), pre)
-            sorted_boxes = ops.gather(level_boxes, order, 1, batch_dims=1)
+        for pre in self.level_pre:
+            sorted_scores, order = ops.topk(candidate_scores[:, start:start + pre], pre)
+            sorted_boxes = ops.gather(candidates[:, start:start + pre], order, 1, batch_dims=1)
             keeps.append(ops.logical_and(self.nms(sorted_boxes), sorted_scores >= 0.0))
             boxes.append(sorted_boxes)
             box_scores.append(sorted_scores)
-            start += size
+            start += pre
         boxes = ops.concat(boxes, 1)
         keep_scores = ops.where(ops.concat(keeps, 1), ops.concat(box_scores, 1), -1.0)
         final_scores, final_index = ops.topk(keep_scores, self.max_per_img)
