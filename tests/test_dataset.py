@@ -181,10 +181,13 @@ def test_prepare_image_with_the_short_long_rule():
     assert not img[:, 64:, :].any() and not img[:, :, 80:].any()
 
 
-def test_normalize_converts_to_rgb_before_mean_and_std():
+def test_normalized_chw_converts_to_rgb_before_mean_and_std_and_pads():
     pixel = np.array([[[10, 20, 30]]], np.uint8)
-    np.testing.assert_allclose(D.normalize_image(pixel, [1, 2, 3], [2, 2, 2], to_rgb=True)[0, 0], [14.5, 9, 3.5])
-    np.testing.assert_allclose(D.normalize_image(pixel, [1, 2, 3], [2, 2, 2], to_rgb=False)[0, 0], [4.5, 9, 13.5])
+    rgb = D.normalized_chw(pixel, [1, 2, 3], [2, 2, 2], True, 2, 3)
+    assert rgb.shape == (3, 2, 3) and rgb.dtype == np.float32
+    np.testing.assert_allclose(rgb[:, 0, 0], [14.5, 9, 3.5])
+    assert not rgb[:, 1, :].any() and not rgb[:, :, 1:].any()
+    np.testing.assert_allclose(D.normalized_chw(pixel, [1, 2, 3], [2, 2, 2], False, 1, 1)[:, 0, 0], [4.5, 9, 13.5])
 
 
 def test_downsample_masks_keeps_blocks_at_least_half_full():
@@ -499,7 +502,8 @@ def test_prepare_train_sample_background_crop_without_instances():
         np.random.default_rng(seed))
     assert not gt_valids.any() and not gt_masks.any() and not gt_bboxes.any()
     assert img.shape == (3, 32, 32)
-    normalised = D.normalize_image(image, params.img_mean, params.img_std, params.to_rgb)
+    channels = image[:, :, ::-1] if params.to_rgb else image
+    normalised = (channels.astype(np.float32) - np.float32(params.img_mean)) / np.float32(params.img_std)
     np.testing.assert_allclose(img, normalised[top:top + 32, left:left + 32].transpose(2, 0, 1))
 
 

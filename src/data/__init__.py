@@ -17,7 +17,7 @@ from src.data.pipeline import (EVAL_COLUMNS, TRAIN_COLUMNS, EvalSource, ShardSam
                                train_records)
 from src.data.transforms import (CROP_ATTEMPTS, TransformParams, choose_crop_window, crop_instances,
                                  crop_visible_instances, downsample_masks, flip_horizontal, image_meta, jitter_size,
-                                 normalize_image, pad_image, pad_masks, prepare_image, rescale_size, resize_boxes,
+                                 normalized_chw, pad_masks, prepare_image, rescale_size, resize_boxes,
                                  resize_image, resize_masks, rotate90, tight_boxes)
 
 __all__ = [
@@ -28,6 +28,6 @@ __all__ = [
     "CocoDataset", "ImageRecord", "decode_masks", "read_coco_json", "read_image", "resolve_dataset",
     "EVAL_COLUMNS", "TRAIN_COLUMNS", "EvalSource", "ShardSampler", "TrainSource", "create_dataset", "train_records",
     "CROP_ATTEMPTS", "TransformParams", "choose_crop_window", "crop_instances", "crop_visible_instances",
-    "downsample_masks", "flip_horizontal", "image_meta", "jitter_size", "normalize_image", "pad_image", "pad_masks",
+    "downsample_masks", "flip_horizontal", "image_meta", "jitter_size", "normalized_chw", "pad_masks",
     "prepare_image", "rescale_size", "resize_boxes", "resize_image", "resize_masks", "rotate90", "tight_boxes",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from src.data.transforms import (TransformParams, choose_crop_window, crop_instances, downsample_masks, flip_horizontal,
-                                 image_meta, jitter_size, normalize_image, pad_image, pad_masks, resize_boxes,
+                                 image_meta, jitter_size, normalized_chw, pad_masks, resize_boxes,
                                  resize_image, resize_masks, rotate90, tight_boxes)
 
 
@@ -80,7 +80,7 @@ def prepare_train_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarra
     keep = largest_instances(masks, params.num_gts)
     boxes, labels, masks = boxes[keep], labels[keep], masks[keep]
     height, width = params.train_shape
-    image = pad_image(normalize_image(image, params.img_mean, params.img_std, params.to_rgb), height, width)
+    img = normalized_chw(image, params.img_mean, params.img_std, params.to_rgb, height, width)
     masks = downsample_masks(pad_masks(masks, height, width), params.mask_divider)
     gt_bboxes, gt_labels, gt_valids, gt_masks = pad_instances(boxes, labels, masks, params.num_gts)
-    return np.ascontiguousarray(image.transpose(2, 0, 1)), meta, gt_bboxes, gt_labels, gt_valids, gt_masks
+    return img, meta, gt_bboxes, gt_labels, gt_valids, gt_masks

@@ -145,18 +145,20 @@ def tight_boxes(masks: np.ndarray) -> np.ndarray:
     return np.array([mask_tight_box(mask) for mask in masks], np.float32).reshape(-1, 4)
 
 
-def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float], to_rgb: bool) -> np.ndarray:
-    """BGR uint8 [H,W,3] -> float32 (optionally RGB), minus ``mean``, over ``std`` (given in the output order)."""
-    if to_rgb:
-        image = image[:, :, ::-1]
-    return (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-
-
-def pad_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad an [h,w,C] image with zeros at the bottom/right to [height, width, C]."""
-    padded = np.zeros((height, width) + image.shape[2:], image.dtype)
-    padded[:image.shape[0], :image.shape[1]] = image
-    return padded
+def normalized_chw(image: np.ndarray, mean: Sequence[float], std: Sequence[float], to_rgb: bool, height: int,
+                   width: int) -> np.ndarray:
+    """BGR uint8 [h,w,3] -> float32 [3, height, width]: each channel (in RGB order when ``to_rgb``) minus ``mean``,
+    over ``std`` (both given in the output order), written into a zero canvas at the top left (padding at the bottom
+    and right), one channel at a time without intermediate copies."""
+    canvas = np.zeros((3, height, width), np.float32)
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    content_h, content_w = image.shape[:2]
+    for channel in range(3):
+        plane = canvas[channel, :content_h, :content_w]
+        np.subtract(image[:, :, 2 - channel if to_rgb else channel], mean[channel], out=plane, dtype=np.float32)
+        np.divide(plane, std[channel], out=plane)
+    return canvas
 
 
 def pad_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -255,6 +257,5 @@ def prepare_image(image: np.ndarray, params: TransformParams) -> tuple[np.ndarra
     orig_h, orig_w = image.shape[:2]
     scaled_h, scaled_w = params.scaled_size(orig_h, orig_w)
     resized = resize_image(image, scaled_h, scaled_w)
-    normalized = normalize_image(resized, params.img_mean, params.img_std, params.to_rgb)
-    padded = pad_image(normalized, params.img_height, params.img_width)
-    return np.ascontiguousarray(padded.transpose(2, 0, 1)), image_meta(orig_h, orig_w, scaled_h, scaled_w)
+    img = normalized_chw(resized, params.img_mean, params.img_std, params.to_rgb, params.img_height, params.img_width)
+    return img, image_meta(orig_h, orig_w, scaled_h, scaled_w)
