@@ -101,8 +101,7 @@ def run_mindspore_worker(threads: int, shapes: Sequence[Shape], repeats: int) ->
     """Runs :func:`time_mindspore` in a fresh process and returns its rows."""
     command = [sys.executable, "-m", "src.tools.bench_conv", "--worker", str(threads), "--repeats", str(repeats),
                "--shapes", *[f"{b}x{c}x{s}" for b, c, s in shapes]]
-    result = subprocess.run(command, capture_output=True, text=True, check=False,
-                            cwd=REPO_ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"MindSpore worker with {threads} thread(s) failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

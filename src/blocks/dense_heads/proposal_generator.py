@@ -15,11 +15,11 @@ class ProposalGenerator(nn.Cell):
 
     Per image and level: the ``nms_pre`` highest objectness scores (TopK) are kept; the candidates of all levels
     are decoded together and clipped to the image's scaled (content) size from img_meta; boxes with a side <=
-    ``min_bbox_size`` become invalid and move behind the valid ones of their level. NMS (``iou_threshold``) then runs within each level separately, as
-    mmdetection v2's batched NMS does (:class:`~src.blocks.nms.SortedNms`: one call per level for the whole batch;
-    NMS costs up to the square of its boxes, so five calls on up to ``nms_pre`` boxes cost a fraction of one on all
-    of them), and the ``max_per_img`` highest-scoring kept boxes of all levels are returned (equal scores in level
-    order). Every step works on the whole batch at once.
+    ``min_bbox_size`` become invalid and move behind the valid ones of their level. NMS (``iou_threshold``) then
+    runs within each level separately, as mmdetection v2's batched NMS does (:class:`~src.blocks.nms.SortedNms`:
+    one call per level for the whole batch; NMS costs up to the square of its boxes, so five calls on up to
+    ``nms_pre`` boxes cost a fraction of one on all of them), and the ``max_per_img`` highest-scoring kept boxes of
+    all levels are returned (equal scores in level order). Every step works on the whole batch at once.
 
     Args: proposal_cfg (nms_pre, max_per_img, iou_threshold, min_bbox_size), level_anchors (one numpy [N_l, 4]
     per level), bbox_coder_cfg (target_means, target_stds).
