@@ -3,6 +3,7 @@
 #   src/blocks/roi_extractors/lib/libroi_align_cpu.so   from roi_extractors/cpu/roi_align.cpp            (g++, required)
 #   src/blocks/roi_extractors/lib/libroi_align_cuda.so  from roi_extractors/cuda/roi_align_cuda_kernel.cu (nvcc, optional)
 #   src/blocks/nms/lib/libsorted_nms_cpu.so             from nms/cpu/sorted_nms.cpp                       (g++, required)
+#   src/blocks/assigners_samplers/lib/libmax_iou_assign_cpu.so from assigners_samplers/cpu/max_iou_assign.cpp (g++, required)
 # The RoIAlign kernels include src/blocks/roi_extractors/common/roi_align_math.h (shared RoIAlign math).
 # A library is rebuilt only when its source or the shared header is newer (or --force is given). Works from any
 # directory.
@@ -11,7 +12,7 @@ set -euo pipefail
 usage() {
     cat <<EOF
 Usage: bash scripts/build_custom.sh [--force] [--help]
-Builds the RoIAlign and NMS custom-op libraries (src/blocks/roi_extractors/lib/, src/blocks/nms/lib/).
+Builds the RoIAlign, NMS and max-IoU assignment custom-op libraries (src/blocks/*/lib/).
   --force   rebuild even when the libraries are up to date
 Environment: CXX (default g++), NVCC (default nvcc), CUDA_ARCHS (default "80 90"),
              OPENMP (default 1; 0 builds the CPU kernel single-threaded).
@@ -38,7 +39,10 @@ cuda_lib="$lib_dir/libroi_align_cuda.so"
 nms_dir="$repo_root/src/blocks/nms"
 nms_src="$nms_dir/cpu/sorted_nms.cpp"
 nms_lib="$nms_dir/lib/libsorted_nms_cpu.so"
-mkdir -p "$lib_dir" "$nms_dir/lib"
+assign_dir="$repo_root/src/blocks/assigners_samplers"
+assign_src="$assign_dir/cpu/max_iou_assign.cpp"
+assign_lib="$assign_dir/lib/libmax_iou_assign_cpu.so"
+mkdir -p "$lib_dir" "$nms_dir/lib" "$assign_dir/lib"
 
 needs_build() {  # needs_build <library> <source>
     [[ "$force" == 1 || ! -f "$1" || "$2" -nt "$1" || "$shared_header" -nt "$1" || "${BASH_SOURCE[0]}" -nt "$1" ]]
@@ -67,6 +71,14 @@ if needs_build "$nms_lib" "$nms_src"; then
     mv "$nms_lib.tmp" "$nms_lib"
 else
     echo "$nms_lib is up to date"
+fi
+if needs_build "$assign_lib" "$assign_src"; then
+    echo "building $assign_lib"
+    "$cxx" -O3 -ffp-contract=off -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$assign_lib.tmp" \
+        "$assign_src"
+    mv "$assign_lib.tmp" "$assign_lib"
+else
+    echo "$assign_lib is up to date"
 fi
 
 nvcc_bin="${NVCC:-nvcc}"

@@ -8,44 +8,21 @@ built by ``bash scripts/build_custom.sh``) compares each box with the boxes kept
 batch in one call. ``impl="auto"`` takes the kernel when MindSpore runs on CPU and the library exists, the built-in op
 otherwise (GPU included), and logs the choice once.
 """
-import logging
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-LOGGER = logging.getLogger(__name__)
+from src.blocks.kernel_choice import resolve_kernel_impl
 
 LIBRARY = Path(__file__).resolve().parent / "lib" / "libsorted_nms_cpu.so"
-IMPLS = ("auto", "custom", "builtin")
-_AUTO_CHOICES_LOGGED: Dict[str, str] = {}
 
 
 def resolve_impl(impl: str) -> str:
     """``impl`` ("auto", "custom", "builtin") -> the implementation that runs, "custom" or "builtin"; "custom" needs
     device_target CPU and the compiled library (a RuntimeError names the build script otherwise)."""
-    if impl not in IMPLS:
-        raise ValueError(f"nms impl: expected one of {IMPLS}, got '{impl}'")
-    if impl == "builtin":
-        return impl
-    on_cpu = ms.get_context("device_target") == "CPU"
-    if impl == "custom":
-        if not on_cpu or not LIBRARY.is_file():
-            raise RuntimeError(f"nms impl 'custom' runs on CPU with the kernel {LIBRARY} "
-                               "(build it with `bash scripts/build_custom.sh`)")
-        return impl
-    chosen = "custom" if on_cpu and LIBRARY.is_file() else "builtin"
-    key = f"{on_cpu}:{LIBRARY.is_file()}"
-    if _AUTO_CHOICES_LOGGED.get(key) != chosen:
-        _AUTO_CHOICES_LOGGED[key] = chosen
-        if chosen == "custom":
-            LOGGER.info("NMS impl 'auto': using the custom CPU kernel in %s", LIBRARY)
-        elif on_cpu:
-            LOGGER.info("NMS impl 'auto': %s not found, using mindspore.ops.NMSWithMask "
-                        "(run `bash scripts/build_custom.sh` for the faster kernel)", LIBRARY)
-    return chosen
+    return resolve_kernel_impl(impl, LIBRARY, "NMS")
 
 
 class SortedNms(nn.Cell):
