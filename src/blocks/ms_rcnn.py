@@ -63,7 +63,7 @@ class MsRcnn(nn.Cell):
         self.num_classes = num_classes
         self.backbone = build_backbone(cfg.backbone)
         fpn_cfg = cfg.neck.fpn
-        self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs)
+        self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs, int(fpn_cfg.norm_groups))
         self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
         self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors,
                                                  cfg.rpn.bbox_coder)

@@ -404,6 +404,11 @@ def validate(cfg: Config, source: str = "config") -> None:
                 "python_multiprocessing", "to_rgb", "keep_ratio"):
         check(key, lambda v: v in (0, 1), "0 or 1")
     check("accumulate_step", positive, ">= 1")
+    for key, channels in (("neck.fpn.norm_groups", "neck.fpn.out_channels"),
+                          ("mask_head.norm_groups", "mask_head.conv_out_channels")):
+        width = _get(cfg, channels)
+        check(key, lambda v, width=width: isinstance(v, int) and (v == 0 or (v > 0 and width % v == 0)),
+              f"0 (none) or a positive divisor of {channels} = {width}")
     check("gt_buckets", lambda v: all(isinstance(size, int) and size > 0 for size in v), "a list of positive integers")
     check("auto_scale_lr.base_batch_size", positive, "> 0")
     for key in ("num_gts", "batch_size", "test_batch_size", "loss_scale", "epoch_size", "eval_every", "log_interval",

@@ -14,7 +14,7 @@ NUM_CLASSES = 4
 
 
 def head_cfg():
-    return Config.from_dict({"num_convs": 2, "in_channels": 3, "conv_out_channels": 5,
+    return Config.from_dict({"num_convs": 2, "in_channels": 3, "conv_out_channels": 5, "norm_groups": 0,
                              "loss_mask": {"loss_weight": 1.5}})
 
 
@@ -35,7 +35,7 @@ def numpy_bce(logits, targets):
 
 def test_upsampling_matches_numpy_for_one_layer_per_stage():
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
-    cfg = Config.from_dict({"num_convs": 0, "in_channels": 2, "conv_out_channels": 3, "loss_mask": {"loss_weight": 1}})
+    cfg = Config.from_dict({"num_convs": 0, "in_channels": 2, "conv_out_channels": 3, "norm_groups": 0, "loss_mask": {"loss_weight": 1}})
     head = FCNMaskHead(cfg, 3)
     feats = np.random.default_rng(3).normal(size=(1, 2, 4, 4)).astype(np.float32)
     logits = head(Tensor(feats)).asnumpy()

@@ -2,6 +2,7 @@
 from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import kaiming_init
+from src.blocks.layers import ConvModule
 from src.blocks.utils import masked_mean, select_class
 from src.model_utils.config import Config
 
@@ -16,8 +17,10 @@ class FCNMaskHead(nn.Cell):
 
     Input mask_feats [P, in_channels, S, S] (S = 14) -> mask_logits [P, num_classes - 1, 2S, 2S], one channel per
     foreground class (label l in channel l - 1).
-    Args: head_cfg (the ``mask_head`` config: num_convs, in_channels, conv_out_channels, loss_mask.loss_weight),
-    num_classes (with background). Initialisation: Kaiming normal (fan_out, ReLU) for every conv, zero biases.
+    Args: head_cfg (the ``mask_head`` config: num_convs, in_channels, conv_out_channels, norm_groups,
+    loss_mask.loss_weight), num_classes (with background). With ``norm_groups`` > 0 each 3x3 conv is followed by a
+    GroupNorm of that many groups before its ReLU (and has no bias); GroupNorm keeps every RoI's output independent of
+    the other RoIs and of padding slots. Initialisation: Kaiming normal (fan_out, ReLU) for every conv, zero biases.
     """
 
     def __init__(self, head_cfg: Config, num_classes: int):
@@ -28,8 +31,12 @@ class FCNMaskHead(nn.Cell):
         self.loss_weight = float(head_cfg.loss_mask.loss_weight)
         channels = head_cfg.conv_out_channels
         layers = []
+        norm_groups = int(head_cfg.norm_groups)
         for index in range(head_cfg.num_convs):
             in_channels = head_cfg.in_channels if index == 0 else channels
+            if norm_groups:
+                layers.append(ConvModule(in_channels, channels, 3, padding=1, with_bn=False, norm_groups=norm_groups))
+                continue
             layers.append(kaiming_init(nn.Conv2d(in_channels, channels, 3, pad_mode="pad", padding=1,
                                                  has_bias=True)))
             layers.append(nn.ReLU())

@@ -4,28 +4,39 @@ from typing import Sequence, Tuple
 from mindspore import Tensor, nn, ops
 
 from src.blocks.initialization import xavier_init
+from src.blocks.layers import ConvModule
 
 
 class FPN(nn.Cell):
     """FPN: 1x1 lateral convs (with bias), top-down nearest upsampling to each lateral's size and addition, 3x3
     output convs, then ``num_outs - len(in_channels)`` extra levels, each a max-pool (kernel 1, stride 2) of the
-    previous last output.
+    previous last output. With ``norm_groups`` > 0 every lateral and output conv is followed by a GroupNorm of that
+    many groups (and has no bias), as in Mask R-CNN trained from scratch (He et al., "Rethinking ImageNet
+    Pre-training", 2019).
 
     Input: tuple of L maps [N, in_channels[i], H_i, W_i] (strides increasing) -> tuple of ``num_outs`` maps
     [N, out_channels, H_i, W_i].
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, num_outs: int):
+    def __init__(self, in_channels: Sequence[int], out_channels: int, num_outs: int, norm_groups: int = 0):
         super().__init__()
         if num_outs < len(in_channels):
             raise ValueError(f"neck.fpn.num_outs: expected >= {len(in_channels)} (len(in_channels)), got {num_outs}")
         self.num_ins = len(in_channels)
         self.num_extra = num_outs - self.num_ins
-        self.lateral_convs = nn.CellList([nn.Conv2d(channels, out_channels, 1, has_bias=True, pad_mode="valid")
-                                          for channels in in_channels])
-        self.fpn_convs = nn.CellList([nn.Conv2d(out_channels, out_channels, 3, pad_mode="pad", padding=1,
-                                                has_bias=True) for _ in in_channels])
-        for conv in list(self.lateral_convs) + list(self.fpn_convs):
+        if norm_groups:
+            self.lateral_convs = nn.CellList([ConvModule(channels, out_channels, 1, with_bn=False, with_relu=False,
+                                                         norm_groups=norm_groups) for channels in in_channels])
+            self.fpn_convs = nn.CellList([ConvModule(out_channels, out_channels, 3, padding=1, with_bn=False,
+                                                     with_relu=False, norm_groups=norm_groups) for _ in in_channels])
+            convs = [module.conv for module in list(self.lateral_convs) + list(self.fpn_convs)]
+        else:
+            self.lateral_convs = nn.CellList([nn.Conv2d(channels, out_channels, 1, has_bias=True, pad_mode="valid")
+                                              for channels in in_channels])
+            self.fpn_convs = nn.CellList([nn.Conv2d(out_channels, out_channels, 3, pad_mode="pad", padding=1,
+                                                    has_bias=True) for _ in in_channels])
+            convs = list(self.lateral_convs) + list(self.fpn_convs)
+        for conv in convs:
             xavier_init(conv, distribution="uniform")
         self.extra_pool = nn.MaxPool2d(kernel_size=1, stride=2)
 
