@@ -94,3 +94,21 @@ def test_loss_gradient_in_graph_mode():
     expected = np.zeros_like(logits)
     expected[0, 1] = (1 / (1 + np.exp(-logits[0, 1])) - targets[0]) / 16 * 1.5
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_group_norm_keeps_each_roi_independent_of_the_others():
+    """mask_head.norm_groups 5 (one channel per group): no conv bias before a GroupNorm, and an RoI's logits are the
+    same alone and in a batch with other RoIs and an all-zero padding slot (what BatchNorm would not give)."""
+    cfg = Config.from_dict({"num_convs": 2, "in_channels": 3, "conv_out_channels": 5, "norm_groups": 5,
+                            "loss_mask": {"loss_weight": 1.0}})
+    head = FCNMaskHead(cfg, NUM_CLASSES)
+    names = [param.name for param in head.get_parameters()]
+    assert "layers.0.gn.gamma" in names and "layers.1.conv.weight" in names and "layers.0.conv.bias" not in names
+    rng = np.random.default_rng(5)
+    feats = rng.normal(size=(4, 3, 14, 14)).astype(np.float32)
+    feats[3] = 0.0
+    together = head(Tensor(feats)).asnumpy()
+    alone = head(Tensor(feats[:1])).asnumpy()
+    assert together.shape == (4, NUM_CLASSES - 1, 28, 28)
+    np.testing.assert_allclose(together[:1], alone, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(together).all()

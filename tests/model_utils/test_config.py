@@ -140,6 +140,10 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"test_cfg.rcnn.max_candidates": 50}, r"'test_cfg.rcnn.max_candidates' must be 0 \(roi.sample_num\) or >= "
      r"test_cfg.rcnn.max_per_img \(100\), got 50"),
     ({"test_cfg.rcnn.min_bbox_size": -1.0}, r"'test_cfg.rcnn.min_bbox_size' must be >= 0"),
+    ({"neck.fpn.norm_groups": 24}, r"'neck.fpn.norm_groups' must be 0 \(none\) or a positive divisor of "
+     r"neck.fpn.out_channels = 256, got 24"),
+    ({"mask_head.norm_groups": -1}, r"'mask_head.norm_groups' must be 0 \(none\) or a positive divisor of "
+     r"mask_head.conv_out_channels = 256, got -1"),
     ({"test_cfg.rcnn.mask_paste": "detectron2"},
      r"'test_cfg.rcnn.mask_paste' must be 'box', 'subpixel' or 'torchvision'"),
 ])
