@@ -64,22 +64,19 @@ if needs_build "$cpu_lib" "$cpu_src"; then
 else
     echo "$cpu_lib is up to date"
 fi
-if needs_build "$nms_lib" "$nms_src"; then
-    echo "building $nms_lib"
-    "$cxx" -O3 -ffp-contract=off -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$nms_lib.tmp" \
-        "$nms_src"
-    mv "$nms_lib.tmp" "$nms_lib"
-else
-    echo "$nms_lib is up to date"
-fi
-if needs_build "$assign_lib" "$assign_src"; then
-    echo "building $assign_lib"
-    "$cxx" -O3 -ffp-contract=off -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$assign_lib.tmp" \
-        "$assign_src"
-    mv "$assign_lib.tmp" "$assign_lib"
-else
-    echo "$assign_lib is up to date"
-fi
+# build_exact_cpu_lib <library> <source>: a kernel that must round as MindSpore's element-wise ops do (no FMA
+# contraction).
+build_exact_cpu_lib() {
+    if needs_build "$1" "$2"; then
+        echo "building $1"
+        "$cxx" -O3 -ffp-contract=off -std=c++14 -Wall -Wextra -shared -fPIC "${openmp_flag[@]}" -o "$1.tmp" "$2"
+        mv "$1.tmp" "$1"
+    else
+        echo "$1 is up to date"
+    fi
+}
+build_exact_cpu_lib "$nms_lib" "$nms_src"
+build_exact_cpu_lib "$assign_lib" "$assign_src"
 
 nvcc_bin="${NVCC:-nvcc}"
 if ! command -v "$nvcc_bin" >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
