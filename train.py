@@ -95,9 +95,11 @@ def write_provenance(exp_dir: Path, cfg: Config, argv: Sequence[str], resumed_fr
 class TrainingEvaluator:
     """Evaluates the model on ``val_dataset`` during training, COCO bbox and segm mAP. In a distributed run every
     process runs inference on its shard of the images and rank 0 gathers the predictions and scores them, so no
-    process waits in a collective while another one evaluates alone."""
+    process waits in a collective while another one evaluates alone. Rank 0 keeps the predictions of the latest
+    evaluation in ``predictions_path`` (COCO results JSON): ``eval.py --prediction_path`` scores them again without
+    running the model."""
 
-    def __init__(self, cfg: Config, infer_net: ms.nn.Cell):
+    def __init__(self, cfg: Config, infer_net: ms.nn.Cell, predictions_path: Path):
         from src.data import CocoDataset, create_dataset
 
         self.infer_net = infer_net
@@ -106,10 +108,11 @@ class TrainingEvaluator:
         self.dataset = create_dataset(cfg, cfg.val_dataset, mode="eval", num_shards=self.size, shard_id=self.rank)
         self.mask_thr_binary = float(cfg.test_cfg.rcnn.mask_thr_binary)
         self.mask_paste = str(cfg.test_cfg.rcnn.mask_paste)
+        self.predictions_path = predictions_path
 
     def __call__(self) -> Optional[dict]:
         """The results of :func:`src.eval_utils.evaluate_predictions` on rank 0, None on the other ranks."""
-        from src.eval_utils import evaluate_predictions, run_inference
+        from src.eval_utils import evaluate_predictions, run_inference, save_json_atomic
 
         self.infer_net.set_train(False)
         predictions = run_inference(self.infer_net, self.dataset, self.coco.category_id_of, self.mask_thr_binary,
@@ -119,6 +122,7 @@ class TrainingEvaluator:
             if self.rank != 0:
                 return None
             predictions = [prediction for shard in shards for prediction in json.loads(shard)]
+        save_json_atomic(predictions, self.predictions_path)
         return evaluate_predictions(self.coco.coco, predictions)
 
 
@@ -133,6 +137,7 @@ def evaluate(evaluator: TrainingEvaluator, logger: logging.Logger) -> Optional[D
     if results is None:
         return None
     logger.info("bbox:\n%s\nsegm:\n%s", results["bbox_summary"], results["segm_summary"])
+    logger.info("Predictions of this evaluation: %s", evaluator.predictions_path)
     return {"bbox_mAP": results["bbox_mAP"], "seg_mAP": results["seg_mAP"]}
 
 
@@ -248,7 +253,7 @@ def train(cfg: Config, argv: Sequence[str] = ()) -> Path:
                                     cfg.keep_best_checkpoints_max, cfg.coco_classes) if is_main else None
     step_log = CsvLog(exp_dir / "losses.csv", STEP_COLUMNS) if is_main else None
     epoch_log = CsvLog(exp_dir / "metrics.csv", EPOCH_COLUMNS) if is_main else None
-    evaluator = TrainingEvaluator(cfg, infer_net) if cfg.run_eval else None
+    evaluator = TrainingEvaluator(cfg, infer_net, exp_dir / "val_predictions.json") if cfg.run_eval else None
     last_checkpoint = resume_checkpoint
 
     def save(epoch: int, step: int) -> None:

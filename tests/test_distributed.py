@@ -63,3 +63,4 @@ def test_launch_script_trains_and_evaluates_on_two_processes(tmp_path: Path):
     assert "Result metrics for epoch 2: {'loss': " in log and "'seg_mAP': " in log
     metrics = (experiments[0] / "metrics.csv").read_text().splitlines()
     assert len(metrics) == 3
+    assert (experiments[0] / "val_predictions.json").is_file()  # written once, by rank 0, from all shards

@@ -13,6 +13,8 @@ from mindspore import Tensor
 
 import train as train_module
 from src.callback import NonFiniteLossError, read_checkpoint_state
+from src.data import CocoDataset
+from src.eval_utils import evaluate_predictions, load_predictions
 from src.network_define import TrainStep, build_optimizer, split_weight_decay
 from tests.helpers.coco_fixtures import make_random_dataset, write_coco_dataset
 from tests.helpers.toy_detector import ToyDetector, ToyInfer, make_cfg
@@ -203,6 +205,9 @@ def test_train_writes_logs_checkpoints_metrics_and_resumes(tiny_cfg, tmp_path, p
     epochs = read_csv(exp_dir / "metrics.csv")
     assert [row["epoch"] for row in epochs] == ["1", "2"]
     assert 0.0 <= float(epochs[1]["seg_mAP"]) <= 1.0
+    saved = load_predictions(exp_dir / "val_predictions.json")  # the last evaluation's, scored again
+    rescored = evaluate_predictions(CocoDataset(cfg.val_dataset, cfg.coco_classes).coco, saved)
+    assert saved and rescored["seg_mAP"] == pytest.approx(float(epochs[1]["seg_mAP"]), abs=1e-6)
     checkpoints = sorted(path.name for path in (exp_dir / "checkpoints").iterdir())
     assert checkpoints == ["msrcnn-2_2.ckpt", "msrcnn-2_3.ckpt"]  # keep_checkpoint_max = 2
     assert list((exp_dir / "best_ckpt").glob("msrcnn-best-e*-segm*.ckpt"))

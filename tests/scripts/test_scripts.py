@@ -1,4 +1,5 @@
 """Each launch script prints its usage and exits 1 when arguments are missing or wrong."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def test_demo_help():
     result = subprocess.run(["bash", str(SCRIPTS / "run_demo_cpu.sh"), "--help"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and "End-to-end demo on CPU" in result.stdout
+    assert "DEMO_PARALLEL" in result.stdout
+
+
+@pytest.mark.parametrize("name, value", [("DEMO_PARALLEL", "2"), ("DEMO_MODELS", "both")])
+def test_demo_rejects_a_bad_setting_before_any_work(tmp_path, name, value):
+    result = subprocess.run(["bash", str(SCRIPTS / "run_demo_cpu.sh")], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, name: value, "OUT_DIR": str(tmp_path / "out"),
+                                 "DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 1 and f"{name} must be" in result.stderr and f"got '{value}'" in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()
 
 
 def test_damage_cost_joint_model_runs_once(tmp_path):
