@@ -7,13 +7,11 @@
 # Environment: OUT_DIR, DATA_DIR (default data/synthetic_car_damage), DEMO_MODELS (separate, default, or joint),
 #              JOINT_CONFIG (configs/demo_joint_cpu.yaml), PARTS_CONFIG (configs/demo_parts_cpu.yaml),
 #              DAMAGE_CONFIG (configs/demo_damage_cpu.yaml), PRICE_MODEL_KIND (regression, group_mean or
-#              global_mean), DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300),
-#              DEMO_PARALLEL (1, default: the parts model trains in the background while the damage model trains,
-#              as MindSpore's CPU convolutions leave the second core mostly idle; 0: one after the other).
+#              global_mean), DEMO_IMAGES (synthetic 512x512 images generated when DATA_DIR has none, default 300).
 set -euo pipefail
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,11 +33,6 @@ models="${DEMO_MODELS:-separate}"
 case "$models" in
     joint|separate) ;;
     *) echo "run_demo_cpu.sh: DEMO_MODELS must be 'joint' or 'separate', got '$models'" >&2; exit 1 ;;
-esac
-parallel="${DEMO_PARALLEL:-1}"
-case "$parallel" in
-    0|1) ;;
-    *) echo "run_demo_cpu.sh: DEMO_PARALLEL must be 0 or 1, got '$parallel'" >&2; exit 1 ;;
 esac
 mkdir -p "$out_dir"
 
@@ -81,29 +74,9 @@ if [ "$models" = joint ]; then
     joint_checkpoint="$(train_and_evaluate joint "$joint_config" "$@" | tail -1)"
     model_arguments=("$joint_config" "$joint_checkpoint")
     evaluate_arguments=(--parts-config "$joint_config" --parts-ckpt "$joint_checkpoint")
-elif [ "$parallel" = 1 ]; then
-    mkdir -p "$out_dir/parts"
-    parts_console="$out_dir/parts/console.log"
-    echo "== Training the parts model in the background (console: $parts_console)"
-    set -m  # the background job gets a process group of its own, so that stopping the demo stops all of it
-    train_and_evaluate parts "$parts_config" "$@" >"$out_dir/parts/checkpoint.txt" 2>"$parts_console" &
-    parts_job=$!
-    set +m
-    trap 'kill -- "-$parts_job" 2>/dev/null || true' EXIT
-    damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
-    echo "== Waiting for the parts model (console: $parts_console)"
-    if ! wait "$parts_job"; then
-        echo "run_demo_cpu.sh: the parts model failed; the end of $parts_console:" >&2
-        tail -n 30 "$parts_console" >&2
-        exit 1
-    fi
-    trap - EXIT
-    parts_checkpoint="$(tail -1 "$out_dir/parts/checkpoint.txt")"
 else
     parts_checkpoint="$(train_and_evaluate parts "$parts_config" "$@" | tail -1)"
     damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
-fi
-if [ "$models" = separate ]; then
     model_arguments=("$parts_config" "$parts_checkpoint" "$damage_config" "$damage_checkpoint")
     evaluate_arguments=(--parts-config "$parts_config" --parts-ckpt "$parts_checkpoint"
                         --damage-config "$damage_config" --damage-ckpt "$damage_checkpoint")

@@ -37,10 +37,9 @@ def test_demo_help():
     result = subprocess.run(["bash", str(SCRIPTS / "run_demo_cpu.sh"), "--help"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and "End-to-end demo on CPU" in result.stdout
-    assert "DEMO_PARALLEL" in result.stdout
 
 
-@pytest.mark.parametrize("name, value", [("DEMO_PARALLEL", "2"), ("DEMO_MODELS", "both")])
+@pytest.mark.parametrize("name, value", [("DEMO_MODELS", "both")])
 def test_demo_rejects_a_bad_setting_before_any_work(tmp_path, name, value):
     result = subprocess.run(["bash", str(SCRIPTS / "run_demo_cpu.sh")], capture_output=True, text=True, timeout=60,
                             env={**os.environ, name: value, "OUT_DIR": str(tmp_path / "out"),
