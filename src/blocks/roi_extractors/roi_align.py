@@ -13,7 +13,6 @@ Implementation choice: ``impl="custom"`` runs the kernels compiled by ``bash scr
 ``device_target`` is CPU, CUDA .so when GPU); ``"builtin"`` uses ``ops.ROIAlign``; ``"auto"`` picks custom when its
 library file exists, builtin otherwise, and logs the choice once.
 """
-import logging
 import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -22,12 +21,10 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-LOGGER = logging.getLogger(__name__)
+from src.blocks.kernel_choice import resolve_kernel_impl
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "lib"
 LIBRARY_NAMES = {"CPU": "libroi_align_cpu.so", "GPU": "libroi_align_cuda.so"}
-IMPLS = ("auto", "custom", "builtin")
-_AUTO_CHOICES_LOGGED: Dict[str, str] = {}
 
 
 def custom_library_path(device_target: Optional[str] = None) -> Path:
@@ -39,29 +36,10 @@ def custom_library_path(device_target: Optional[str] = None) -> Path:
 
 
 def resolve_impl(impl: str) -> str:
-    """Turn ``impl`` ("auto", "custom", "builtin") into the implementation that runs: "custom" or "builtin".
-
-    Raises a RuntimeError naming the build script when "custom" is asked for and its library is missing.
-    """
-    if impl not in IMPLS:
-        raise ValueError(f"roi_layer.impl: expected one of {IMPLS}, got '{impl}'")
-    if impl == "builtin":
-        return "builtin"
-    library = custom_library_path()
-    if impl == "custom":
-        if not library.is_file():
-            raise RuntimeError(f"roi_layer.impl='custom' needs the compiled RoIAlign kernels at {library}; "
-                               "build them with `bash scripts/build_custom.sh`")
-        return "custom"
-    chosen = "custom" if library.is_file() else "builtin"
-    if _AUTO_CHOICES_LOGGED.get(str(library)) != chosen:
-        _AUTO_CHOICES_LOGGED[str(library)] = chosen
-        if chosen == "custom":
-            LOGGER.info("RoIAlign impl 'auto': using the custom kernels in %s", library)
-        else:
-            LOGGER.info("RoIAlign impl 'auto': %s not found, using mindspore.ops.ROIAlign "
-                        "(run `bash scripts/build_custom.sh` for the custom kernels)", library)
-    return chosen
+    """``impl`` ("auto", "custom", "builtin") -> the implementation that runs, "custom" or "builtin"; "custom" needs
+    device_target CPU or GPU and that device's compiled library (a RuntimeError names the build script otherwise)."""
+    library = LIBRARY_DIR / LIBRARY_NAMES.get(ms.get_context("device_target"), LIBRARY_NAMES["CPU"])
+    return resolve_kernel_impl(impl, library, "RoIAlign", device_targets=tuple(LIBRARY_NAMES))
 
 
 def _check_settings(out_size: int, sampling_ratio: int, spatial_scales: Sequence[float]) -> None:
