@@ -7,14 +7,15 @@ set -euo pipefail
 
 usage() {
     cat <<EOF
-Usage: bash scripts/run_damage_cost_gpu.sh [PARTS_CONFIG] [PARTS_CKPT] [DAMAGE_CONFIG] [DAMAGE_CKPT] [PRICE_MODEL] [PRED_INPUT] [PRED_OUTPUT] [--score-thr X]
-       bash scripts/run_damage_cost_gpu.sh [CONFIG] [CKPT] [PRICE_MODEL] [PRED_INPUT] [PRED_OUTPUT] [--score-thr X]   (joint model)
+Usage: bash scripts/run_damage_cost_gpu.sh [PARTS_CONFIG] [PARTS_CKPT] [DAMAGE_CONFIG] [DAMAGE_CKPT] [PRICE_MODEL] [PRED_INPUT] [PRED_OUTPUT] [--score-thr X] [--save-detections]
+       bash scripts/run_damage_cost_gpu.sh [CONFIG] [CKPT] [PRICE_MODEL] [PRED_INPUT] [PRED_OUTPUT] [--score-thr X] [--save-detections]   (joint model)
   PARTS_CONFIG, PARTS_CKPT    config YAML and checkpoint of the car-part model
   DAMAGE_CONFIG, DAMAGE_CKPT  config YAML and checkpoint of the damage model
   CONFIG, CKPT                one joint model whose coco_classes hold the parts and the severities
   PRICE_MODEL                 price model JSON (src.damage_cost.price_models)
   PRED_INPUT                  an image or a folder of images (.jpg .jpeg .png .bmp)
-  PRED_OUTPUT                 output folder (report.json, report.csv, *_cost.png)
+  PRED_OUTPUT                 output folder (report.json, report.csv, *_cost.png; detections.json with
+                              --save-detections, for python -m src.damage_cost.evaluate_cost --detections)
 Environment: DEVICE_TARGET (GPU default, or CPU), DEVICE_ID (default 0), PYTHON (default python).
 EOF
 }

@@ -73,13 +73,10 @@ if [ "$models" = joint ]; then
     python -m src.tools.merge_coco --inputs "$data_dir/parts" "$data_dir/damage" --out "$data_dir/joint"
     joint_checkpoint="$(train_and_evaluate joint "$joint_config" "$@" | tail -1)"
     model_arguments=("$joint_config" "$joint_checkpoint")
-    evaluate_arguments=(--parts-config "$joint_config" --parts-ckpt "$joint_checkpoint")
 else
     parts_checkpoint="$(train_and_evaluate parts "$parts_config" "$@" | tail -1)"
     damage_checkpoint="$(train_and_evaluate damage "$damage_config" "$@" | tail -1)"
     model_arguments=("$parts_config" "$parts_checkpoint" "$damage_config" "$damage_checkpoint")
-    evaluate_arguments=(--parts-config "$parts_config" --parts-ckpt "$parts_checkpoint"
-                        --damage-config "$damage_config" --damage-ckpt "$damage_checkpoint")
 fi
 
 echo "== Price model: k-fold comparison on the train subset's claims, then the ${PRICE_MODEL_KIND:-regression} model fitted on all of them"
@@ -88,11 +85,11 @@ python -m src.damage_cost.evaluate_pricing "$data_dir/claims.csv" --subset train
 
 echo "== Repair-cost report of the test photos"
 bash "$root/scripts/run_damage_cost_gpu.sh" "${model_arguments[@]}" "$out_dir/price_model.json" \
-    "$data_dir/parts/test/data" "$out_dir/damage_cost"
+    "$data_dir/parts/test/data" "$out_dir/damage_cost" --save-detections
 
 echo "== The estimate against the true prices of the test claims (first row: the same pipeline on the annotated masks)"
-python -m src.damage_cost.evaluate_cost "${evaluate_arguments[@]}" --price-model "$out_dir/price_model.json" \
-    --dataset "$data_dir" --subset test --device-target CPU --out "$out_dir/cost_error.csv"
+python -m src.damage_cost.evaluate_cost --detections "$out_dir/damage_cost/detections.json" \
+    --price-model "$out_dir/price_model.json" --dataset "$data_dir" --subset test --out "$out_dir/cost_error.csv"
 
 cat <<EOF
 

@@ -1,15 +1,16 @@
 """Estimate the repair cost of the damages on car images.
 
     python -m src.damage_cost.estimate --parts-config C --parts-ckpt K [--damage-config C2 --damage-ckpt K2]
-        --price-model P.json --input IMAGE_OR_DIR --output OUT_DIR [--score-thr X] [--device-target GPU|CPU]
-        [--device-id N]
+        --price-model P.json --input IMAGE_OR_DIR --output OUT_DIR [--score-thr X] [--save-detections]
+        [--device-target GPU|CPU] [--device-id N]
 
 Without the damage options (or with the same config and checkpoint as the parts model) one joint model, whose
 ``coco_classes`` hold the part names and the severities, detects both. Writes ``OUT_DIR/report.json``,
 ``OUT_DIR/report.csv`` (see :mod:`src.damage_cost.report`) and ``OUT_DIR/<image stem>_cost.png`` per image (see
 :mod:`src.damage_cost.render`), then prints a cost table. Files of the input folder that are not images, or not
 readable as one, are named in a warning and in the report's ``images_skipped``; the exit code is 2 when no image can
-be read or a model cannot be loaded.
+be read or a model cannot be loaded. With ``--save-detections`` the models' detections (masks included) go to
+``OUT_DIR/detections.json`` too, for ``evaluate_cost --detections`` (see :mod:`src.damage_cost.saved_detections`).
 """
 import argparse
 import sys
@@ -26,15 +27,17 @@ from src.damage_cost.pipeline import DamageCostEstimator
 from src.damage_cost.price_models import load_price_model
 from src.damage_cost.render import render_estimate, save_rendering
 from src.damage_cost.report import build_report, describe_models, write_report
+from src.damage_cost.saved_detections import DETECTIONS_JSON, RecordingDetector, image_entry, write_detections
 
 NOT_AN_IMAGE = f"not an image file (expected {', '.join(IMAGE_EXTENSIONS)})"
 UNREADABLE = "not readable as an image (corrupt or unsupported content)"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options naming the models: parts (or joint) and damage config + checkpoint, price model, device."""
-    parser.add_argument("--parts-config", required=True, help="config YAML of the parts (or joint) model")
-    parser.add_argument("--parts-ckpt", required=True, help="checkpoint of the parts (or joint) model")
+def add_model_arguments(parser: argparse.ArgumentParser, models_required: bool = True) -> None:
+    """The options naming the models: parts (or joint) and damage config + checkpoint, price model, device;
+    ``models_required`` False leaves the parts model's options optional (the caller checks them)."""
+    parser.add_argument("--parts-config", required=models_required, help="config YAML of the parts (or joint) model")
+    parser.add_argument("--parts-ckpt", required=models_required, help="checkpoint of the parts (or joint) model")
     parser.add_argument("--damage-config", help="config YAML of the damage model (omit both for a joint model)")
     parser.add_argument("--damage-ckpt", help="checkpoint of the damage model")
     parser.add_argument("--price-model", required=True, help="price model JSON (src.damage_cost.price_models)")
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score-thr", type=float, default=None,
                         help="keep detections with score * mask IoU >= this (default: each config's "
                              "visualize_score_thr)")
+    parser.add_argument("--save-detections", action="store_true",
+                        help=f"also write the models' detections to OUT_DIR/{DETECTIONS_JSON} (for "
+                             "src.damage_cost.evaluate_cost --detections)")
     return parser
 
 
@@ -116,29 +122,39 @@ def load_detectors(args: argparse.Namespace, score_thr: Optional[float]) -> Tupl
 
 
 def load_estimator(args: argparse.Namespace) -> Tuple[DamageCostEstimator, Dict[str, object]]:
-    """The estimator of the command line and the ``models`` entry of its report (paths, hashes, classes).
+    """The estimator of the command line and the ``models`` entry of its report (paths, hashes, classes). With
+    ``args.save_detections`` its detectors are :class:`RecordingDetector` wrappers.
 
     Raises FileNotFoundError / ValueError naming the config, checkpoint or price model at fault."""
     price_model = load_price_model(args.price_model)
     parts, damage = load_detectors(args, args.score_thr)
-    return (DamageCostEstimator(parts, damage, price_model),
-            describe_models(parts, damage, price_model, Path(args.price_model)))
+    models = describe_models(parts, damage, price_model, Path(args.price_model))
+    if getattr(args, "save_detections", False):
+        parts, damage = RecordingDetector(parts), None if damage is None else RecordingDetector(damage)
+    return DamageCostEstimator(parts, damage, price_model), models
 
 
 def estimate_images(estimator: DamageCostEstimator, images: Sequence[Path], skipped: List[Dict[str, str]],
-                    out_dir: Path) -> List[Dict[str, object]]:
-    """Estimate and render each image (progress bar); images OpenCV fails to decode are added to ``skipped``."""
+                    out_dir: Path) -> Tuple[List[Dict[str, object]], Dict[str, Dict[str, object]]]:
+    """Estimate and render each image (progress bar); images OpenCV fails to decode are added to ``skipped``.
+
+    Returns (the estimator's results, {image file name: detections entry} when its detectors record them, else
+    an empty dict)."""
     names = output_names(images, "_cost")
-    results = []
+    recording = isinstance(estimator.parts, RecordingDetector)
+    results, detections = [], {}
     for path in tqdm(images, desc="estimate", unit="image"):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             skipped.append({"path": str(path), "reason": UNREADABLE})
             continue
         result = estimator.estimate(image, path.name)
+        if recording:
+            detections[path.name] = image_entry(image.shape[0], image.shape[1], estimator.parts.last,
+                                                estimator.damage.last)
         save_rendering(render_estimate(image, result, estimator.severities), out_dir / names[path])
         results.append(result)
-    return results
+    return results, detections
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -157,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "Parts and damage models", len(images), len(skipped))
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = estimate_images(estimator, images, skipped, out_dir)
+    results, detections = estimate_images(estimator, images, skipped, out_dir)
     for item in skipped:
         logger.warning("Skipped %s: %s", item["path"], item["reason"])
     if not results:
@@ -168,6 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     json_path, csv_path = write_report(out_dir, report, results, estimator.part_names, estimator.severities)
     print(format_cost_table(report["images"]))
     print(f"Report: {json_path} and {csv_path}\nPictures: {out_dir}/*_cost.png ({len(results)})")
+    if args.save_detections:
+        print(f"Detections: {write_detections(out_dir / DETECTIONS_JSON, models, detections)}")
     if skipped:
         print(f"Skipped {len(skipped)} file(s), named in the log above and in {json_path.name}")
     return 0

@@ -2,6 +2,7 @@
 
     python -m src.damage_cost.evaluate_cost --parts-config C --parts-ckpt K [--damage-config C2 --damage-ckpt K2] \
         --price-model P.json --dataset DATA [--subset test] [--score-thr 0.2 0.3 0.4] [--out costs.csv]
+    python -m src.damage_cost.evaluate_cost --detections OUT/detections.json --price-model P.json --dataset DATA ...
 
 DATA is a dataset root holding ``parts/<subset>``, ``damage/<subset>`` (COCO label files of the same images) and
 ``claims.csv`` (one priced row per damage annotation, as the synthetic generator writes it). The true cost of an
@@ -14,6 +15,10 @@ pipeline fed the annotated masks (the error the price model alone makes):
   confidence), then the mean |price error| over the matched pairs; ``recall`` = matched / annotated,
   ``precision`` = matched / predicted;
 - ``ms_per_image``: detection and pricing time per image (the models run once; thresholds filter their output).
+
+Instead of the models, ``--detections`` takes the detections an estimate run saved on the same photos
+(``src.damage_cost.estimate --save-detections``, see :mod:`src.damage_cost.saved_detections`): the same table
+without running the models again (``ms_per_image`` is then empty), for thresholds at or above those of that run.
 
 ``--out`` writes the table as CSV, and ``<out stem>_images.csv`` the per-image totals of every row.
 """
@@ -29,11 +34,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from src.damage_cost.claims import ClaimsError, read_claims
-from src.damage_cost.detector import Detector
 from src.damage_cost.estimate import add_model_arguments, check_model_arguments, load_detectors
 from src.damage_cost.features import PART_NAMES, SEVERITIES, overlap_matrices
 from src.damage_cost.pipeline import DamageCostEstimator
 from src.damage_cost.price_models import load_price_model
+from src.damage_cost.saved_detections import SavedDetections, read_detections
 from src.data import CocoDataset, segmentation_to_mask
 
 MATCH_IOU = 0.5
@@ -104,17 +109,51 @@ def evaluate_image(estimator: DamageCostEstimator, image: np.ndarray, name: str,
             "matched": len(pairs), "annotated": len(annotated_masks), "predicted": len(result["damages"])}
 
 
-def threshold_rows(score_thrs: Optional[Sequence[float]], parts_model: Detector,
-                   damage_model: Optional[Detector]) -> Dict[str, Tuple[float, float]]:
+def threshold_rows(score_thrs: Optional[Sequence[float]], defaults: Tuple[float, float],
+                   joint: bool) -> Dict[str, Tuple[float, float]]:
     """{table row name: (parts threshold, damage threshold)}: each of ``score_thrs`` for both models, or, when None,
-    the thresholds of the models' configs (``visualize_score_thr``), which the estimator applies."""
+    ``defaults`` (parts, damage): the thresholds the estimator applies (the configs' ``visualize_score_thr``, or
+    those of the run that saved the detections); one joint model uses its parts threshold for both."""
     if score_thrs:
         return {f"models, score >= {thr:g}": (thr, thr) for thr in score_thrs}
-    parts_thr = float(parts_model.cfg.visualize_score_thr)
-    damage_thr = parts_thr if damage_model is None else float(damage_model.cfg.visualize_score_thr)
+    parts_thr, damage_thr = defaults
+    damage_thr = parts_thr if joint else damage_thr
     name = (f"models, score >= {parts_thr:g}" if damage_thr == parts_thr
             else f"models, parts >= {parts_thr:g}, damage >= {damage_thr:g}")
     return {name: (parts_thr, damage_thr)}
+
+
+class ModelDetections:
+    """Runs the models of the command line on each image (all detections, the thresholds are applied later)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        parts, damage = load_detectors(args, score_thr=0.0)
+        self.parts, self.damage, self.joint = parts, damage, damage is None
+        self.class_names = (parts.class_names, parts.class_names if damage is None else damage.class_names)
+        self.defaults = (float(parts.cfg.visualize_score_thr),
+                         float((parts if damage is None else damage).cfg.visualize_score_thr))
+        self.seconds = 0.0
+
+    def detections(self, name: str, image: np.ndarray) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
+        """(parts, damage) detections of one image, timed into ``seconds``."""
+        start = time.perf_counter()
+        found_parts = self.parts.detect(image)
+        found_damage = found_parts if self.damage is None else self.damage.detect(image)
+        self.seconds += time.perf_counter() - start
+        return found_parts, found_damage
+
+
+class FileDetections:
+    """The detections of a detections.json (see :mod:`src.damage_cost.saved_detections`) in place of the models."""
+
+    def __init__(self, saved: SavedDetections) -> None:
+        self.saved, self.joint, self.class_names = saved, saved.joint, saved.class_names
+        self.defaults = saved.thresholds
+        self.seconds = float("nan")
+
+    def detections(self, name: str, image: np.ndarray) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
+        """(parts, damage) detections saved for image file ``name``."""
+        return self.saved.detections(name, image.shape[0], image.shape[1])
 
 
 def evaluate(args: argparse.Namespace) -> pd.DataFrame:
@@ -132,12 +171,14 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
         raise ClaimsError(f"{root / 'claims.csv'}: no price for {len(missing)} damage annotation(s) of subset "
                           f"'{args.subset}' (annotation ids {missing[:5]})")
     price_model = load_price_model(args.price_model)
-    parts_model, damage_model = load_detectors(args, score_thr=0.0)
-    thresholds = threshold_rows(args.score_thr, parts_model, damage_model)
+    source = ModelDetections(args) if args.detections is None else FileDetections(read_detections(args.detections))
+    thresholds = threshold_rows(args.score_thr, source.defaults, source.joint)
+    if isinstance(source, FileDetections):
+        source.saved.check_thresholds(list(thresholds.values()))
+    parts_names, damage_names = source.class_names
 
     per_row: Dict[str, List[Dict[str, object]]] = {GROUND_TRUTH: []}
     per_row.update({name: [] for name in thresholds})
-    detect_seconds = 0.0
     for image_id in tqdm(damage_data.image_ids, desc="evaluate", unit="image"):
         path = damage_data.image_path(image_id)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -149,18 +190,14 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
         truth = DamageCostEstimator(FixedDetections(parts_data.class_names, annotated_detections(parts_data, image_id)),
                                     FixedDetections(damage_data.class_names, annotated), price_model)
         per_row[GROUND_TRUTH].append(evaluate_image(truth, image, path.name, annotated_masks, prices))
-        start = time.perf_counter()
-        found_parts = parts_model.detect(image)
-        found_damage = damage_model.detect(image) if damage_model is not None else found_parts
-        detect_seconds += time.perf_counter() - start
+        found_parts, found_damage = source.detections(path.name, image)
         for name, (parts_thr, damage_thr) in thresholds.items():
-            parts = FixedDetections(parts_model.class_names, found_parts, parts_thr)
-            damage = parts if damage_model is None else FixedDetections(damage_model.class_names, found_damage,
-                                                                         damage_thr)
-            estimator = DamageCostEstimator(parts, None if damage_model is None else damage, price_model)
+            parts = FixedDetections(parts_names, found_parts, parts_thr)
+            damage = None if source.joint else FixedDetections(damage_names, found_damage, damage_thr)
+            estimator = DamageCostEstimator(parts, damage, price_model)
             per_row[name].append(evaluate_image(estimator, image, path.name, annotated_masks, prices))
     table = pd.DataFrame([{"pipeline": name, **summarize(rows)} for name, rows in per_row.items()])
-    table["ms_per_image"] = [float("nan")] + [1000.0 * detect_seconds / len(damage_data)] * len(thresholds)
+    table["ms_per_image"] = [float("nan")] + [1000.0 * source.seconds / len(damage_data)] * len(thresholds)
     table.attrs["images"] = pd.concat([pd.DataFrame(rows).drop(columns="matched_errors").assign(pipeline=name)
                                        for name, rows in per_row.items()], ignore_index=True)
     return table
@@ -170,7 +207,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m src.damage_cost.evaluate_cost",
                                      description="End-to-end repair-cost error against the true claim prices")
-    add_model_arguments(parser)
+    add_model_arguments(parser, models_required=False)
+    parser.add_argument("--detections", type=Path,
+                        help="detections.json of an estimate run on the subset's photos (--save-detections), "
+                             "instead of the model options")
     parser.add_argument("--dataset", required=True, help="root with parts/<subset>, damage/<subset> and claims.csv")
     parser.add_argument("--subset", default="test", help="subset to evaluate (default: test)")
     parser.add_argument("--score-thr", type=float, nargs="+", default=None,
@@ -179,6 +219,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the table as CSV here (and <stem>_images.csv)")
     args = parser.parse_args(argv)
     check_model_arguments(parser, args)
+    models_given = bool(args.parts_config or args.parts_ckpt or args.damage_config or args.damage_ckpt)
+    if args.detections is not None and models_given:
+        parser.error("give either the model options or --detections, not both")
+    if args.detections is None and not (args.parts_config and args.parts_ckpt):
+        parser.error("--parts-config and --parts-ckpt are required (or --detections)")
     return args
 
 

@@ -64,14 +64,10 @@ def test_ground_truth_row_is_the_price_models_own_error(synthetic_dataset, tiny_
     assert strict["estimated_total"] <= loose["estimated_total"] and loose["ms_per_image"] > 0
 
 
-def test_threshold_rows_default_to_each_models_config():
-    from types import SimpleNamespace
-
+def test_threshold_rows_default_to_each_models_threshold():
     from src.damage_cost.evaluate_cost import threshold_rows
 
-    parts = SimpleNamespace(cfg=SimpleNamespace(visualize_score_thr=0.3))
-    damage = SimpleNamespace(cfg=SimpleNamespace(visualize_score_thr=0.4))
-    assert threshold_rows(None, parts, damage) == {"models, parts >= 0.3, damage >= 0.4": (0.3, 0.4)}
-    assert threshold_rows(None, parts, None) == {"models, score >= 0.3": (0.3, 0.3)}
-    assert threshold_rows([0.2, 0.5], parts, damage) == {"models, score >= 0.2": (0.2, 0.2),
-                                                          "models, score >= 0.5": (0.5, 0.5)}
+    assert threshold_rows(None, (0.3, 0.4), joint=False) == {"models, parts >= 0.3, damage >= 0.4": (0.3, 0.4)}
+    assert threshold_rows(None, (0.3, 0.4), joint=True) == {"models, score >= 0.3": (0.3, 0.3)}
+    assert threshold_rows([0.2, 0.5], (0.3, 0.4), joint=False) == {"models, score >= 0.2": (0.2, 0.2),
+                                                                    "models, score >= 0.5": (0.5, 0.5)}
