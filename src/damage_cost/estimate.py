@@ -121,15 +121,16 @@ def load_detectors(args: argparse.Namespace, score_thr: Optional[float]) -> Tupl
     return parts, Detector.from_files(args.damage_config, args.damage_ckpt, overrides, score_thr)
 
 
-def load_estimator(args: argparse.Namespace) -> Tuple[DamageCostEstimator, Dict[str, object]]:
+def load_estimator(args: argparse.Namespace,
+                   record_detections: bool = False) -> Tuple[DamageCostEstimator, Dict[str, object]]:
     """The estimator of the command line and the ``models`` entry of its report (paths, hashes, classes). With
-    ``args.save_detections`` its detectors are :class:`RecordingDetector` wrappers.
+    ``record_detections`` its detectors are :class:`RecordingDetector` wrappers.
 
     Raises FileNotFoundError / ValueError naming the config, checkpoint or price model at fault."""
     price_model = load_price_model(args.price_model)
     parts, damage = load_detectors(args, args.score_thr)
     models = describe_models(parts, damage, price_model, Path(args.price_model))
-    if getattr(args, "save_detections", False):
+    if record_detections:
         parts, damage = RecordingDetector(parts), None if damage is None else RecordingDetector(damage)
     return DamageCostEstimator(parts, damage, price_model), models
 
@@ -151,7 +152,7 @@ def estimate_images(estimator: DamageCostEstimator, images: Sequence[Path], skip
         result = estimator.estimate(image, path.name)
         if recording:
             detections[path.name] = image_entry(image.shape[0], image.shape[1], estimator.parts.last,
-                                                estimator.damage.last)
+                                                None if estimator.joint else estimator.damage.last)
         save_rendering(render_estimate(image, result, estimator.severities), out_dir / names[path])
         results.append(result)
     return results, detections
@@ -165,7 +166,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logger = setup_logger(None)
     try:
         images, skipped = list_inputs(args.input)
-        estimator, models = load_estimator(args)
+        estimator, models = load_estimator(args, record_detections=args.save_detections)
     except (FileNotFoundError, ValueError) as error:
         print(f"estimate: error: {error}", file=sys.stderr)
         return 2

@@ -11,13 +11,14 @@ detections.json::
      "images": {file name: {"height", "width", "parts": [DETECTION], "damage": [DETECTION]}}}
 
 with DETECTION = ``{"box": [x1, y1, x2, y2], "label", "name", "score", "mask_iou", "confidence", "mask": COCO RLE}``,
-exactly what each detector returned for the image (``damage`` repeats ``parts`` for one joint model). Detections
+exactly what each detector returned for the image (one joint model's detections are stored once, under ``parts``,
+and read back for both roles). Detections
 below a model's ``score_thr`` were never kept, so the file can answer for that threshold and higher ones only.
 """
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from src.eval_utils import decode_mask, encode_mask, save_json_atomic
 
 FORMAT = "ms_rcnn-detections/1"
 DETECTIONS_JSON = "detections.json"
-DETECTION_KEYS = ("box", "label", "name", "score", "mask_iou", "confidence")
 
 
 class RecordingDetector:
@@ -43,19 +43,21 @@ class RecordingDetector:
 
 
 def _encoded(detection: Dict[str, object]) -> Dict[str, object]:
-    record = {key: detection[key] for key in DETECTION_KEYS}
-    record["box"] = [float(value) for value in np.asarray(record["box"]).reshape(-1)]
-    record.update(label=int(record["label"]), name=str(record["name"]), score=float(record["score"]),
-                  mask_iou=float(record["mask_iou"]), confidence=float(record["confidence"]))
-    record["mask"] = encode_mask(detection["mask"])
-    return record
+    """One detection with JSON types and its mask as COCO RLE."""
+    return {"box": [float(value) for value in np.asarray(detection["box"]).reshape(-1)],
+            "label": int(detection["label"]), "name": str(detection["name"]), "score": float(detection["score"]),
+            "mask_iou": float(detection["mask_iou"]), "confidence": float(detection["confidence"]),
+            "mask": encode_mask(detection["mask"])}
 
 
 def image_entry(height: int, width: int, parts: Sequence[Dict[str, object]],
-                damage: Sequence[Dict[str, object]]) -> Dict[str, object]:
-    """The ``images`` entry of one image: its size and both detectors' detections with RLE masks."""
-    return {"height": int(height), "width": int(width), "parts": [_encoded(item) for item in parts],
-            "damage": [_encoded(item) for item in damage]}
+                damage: Optional[Sequence[Dict[str, object]]]) -> Dict[str, object]:
+    """The ``images`` entry of one image: its size and the detectors' detections with RLE masks (``damage`` None:
+    one joint model, whose detections are ``parts``)."""
+    entry = {"height": int(height), "width": int(width), "parts": [_encoded(item) for item in parts]}
+    if damage is not None:
+        entry["damage"] = [_encoded(item) for item in damage]
+    return entry
 
 
 def write_detections(path: Path, models: Dict[str, object], images: Dict[str, Dict[str, object]]) -> Path:
@@ -87,9 +89,10 @@ class SavedDetections:
         if (entry["height"], entry["width"]) != (height, width):
             raise ValueError(f"{self.path}: image '{name}' was {entry['height']}x{entry['width']} when detected, "
                              f"it is {height}x{width} now")
-        decoded = tuple([{**item, "mask": decode_mask(item["mask"])} for item in entry[role]]
-                        for role in ("parts", "damage"))
-        return decoded[0], decoded[1]
+        parts = [{**item, "mask": decode_mask(item["mask"])} for item in entry["parts"]]
+        if self.joint:
+            return parts, parts
+        return parts, [{**item, "mask": decode_mask(item["mask"])} for item in entry["damage"]]
 
     def check_thresholds(self, wanted: Sequence[Tuple[float, float]]) -> None:
         """Raise ValueError when a (parts, damage) threshold pair asks for detections below those kept."""

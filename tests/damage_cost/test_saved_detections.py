@@ -73,7 +73,9 @@ def test_image_entry_round_trip_by_hand(tmp_path):
     mask[1:3, 2:5] = 1
     detection = {"box": np.array([2.0, 1.0, 5.0, 3.0], np.float32), "label": np.int64(2), "name": "minor",
                  "score": np.float32(0.75), "mask_iou": 0.5, "confidence": 0.375, "mask": mask}
-    path = write_saved(tmp_path / "detections.json", images={"a.jpg": image_entry(4, 6, [detection], [detection])})
+    entry = image_entry(4, 6, [detection], None)  # write_saved describes one joint model
+    assert "damage" not in entry
+    path = write_saved(tmp_path / "detections.json", images={"a.jpg": entry})
     parts, damage = read_detections(path).detections("a.jpg", 4, 6)
     assert parts[0]["box"] == [2.0, 1.0, 5.0, 3.0] and parts[0]["label"] == 2 and parts[0]["score"] == 0.75
     assert np.array_equal(parts[0]["mask"], mask) and np.array_equal(damage[0]["mask"], mask)
