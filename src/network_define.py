@@ -35,8 +35,33 @@ def split_weight_decay(params: Sequence[Parameter]) -> Tuple[List[Parameter], Li
     return decayed, not_decayed
 
 
+class AdamW(nn.Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, "Decoupled Weight Decay Regularization", 2019).
+
+    ``nn.Adam`` adds ``weight_decay * w`` to the gradient, which its normalisation then rescales per weight; here
+    every weight of the ``"weight_decay"`` groups is instead multiplied by ``1 - lr * weight_decay`` before the Adam
+    update of the same step (the order of PyTorch's ``AdamW``), so the decay is the same for every weight whatever
+    its gradients. ``groups``: ``nn.Optimizer`` parameter groups, each with its ``weight_decay``; ``learning_rate``:
+    one rate per update ([steps] float32 tensor).
+    """
+
+    def __init__(self, groups: Sequence[dict], learning_rate: Tensor):
+        decays = [float(group["weight_decay"]) for group in groups]
+        super().__init__([dict(group, weight_decay=0.0) for group in groups], learning_rate=learning_rate)
+        self.decay_factors = tuple(decay for group, decay in zip(groups, decays) for _ in group["params"])
+        self.assign = ops.Assign()
+
+    def construct(self, gradients: Tuple[Tensor, ...]) -> Tensor:
+        lr = self.get_lr()
+        for param, decay in zip(self._parameters, self.decay_factors):
+            if decay > 0.0:
+                self.assign(param, param * (1.0 - lr * decay))
+        return super().construct(gradients)
+
+
 def build_optimizer(cfg: Config, params: Sequence[Parameter], lr: np.ndarray) -> nn.Optimizer:
-    """Momentum SGD (``opt_type: sgd``) or Adam over the trainable ``params`` with the per-update ``lr`` array.
+    """Momentum SGD (``opt_type: sgd``), Adam (``adam``: weight decay added to the gradient) or :class:`AdamW`
+    (``adamw``: decoupled weight decay) over the trainable ``params`` with the per-update ``lr`` array.
 
     ``weight_decay`` applies to weights only (see :func:`split_weight_decay`).
     """
@@ -50,7 +75,9 @@ def build_optimizer(cfg: Config, params: Sequence[Parameter], lr: np.ndarray) ->
         return nn.Momentum(groups, learning_rate=learning_rate, momentum=cfg.momentum)
     if cfg.opt_type == "adam":
         return nn.Adam(groups, learning_rate=learning_rate)
-    raise ValueError(f"opt_type: expected 'sgd' or 'adam', got '{cfg.opt_type}'")
+    if cfg.opt_type == "adamw":
+        return AdamW(groups, learning_rate)
+    raise ValueError(f"opt_type: expected 'sgd', 'adam' or 'adamw', got '{cfg.opt_type}'")
 
 
 def _gradient_reducer(weights: ParameterTuple, run_distribute: bool) -> nn.Cell:

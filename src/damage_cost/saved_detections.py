@@ -26,6 +26,7 @@ from src.eval_utils import decode_mask, encode_mask, save_json_atomic
 
 FORMAT = "ms_rcnn-detections/1"
 DETECTIONS_JSON = "detections.json"
+DETECTION_KEYS = ("box", "label", "name", "score", "mask_iou", "confidence", "mask")
 
 
 class RecordingDetector:
@@ -115,8 +116,31 @@ def read_detections(path: Path) -> SavedDetections:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: expected a detections file of format '{FORMAT}' (written by "
                          f"src.damage_cost.estimate --save-detections)")
-    models = data["models"]
-    return SavedDetections(path=path, joint=bool(models["joint"]),
-                           thresholds=(float(models["parts"]["score_thr"]), float(models["damage"]["score_thr"])),
-                           class_names=(list(models["parts"]["classes"]), list(models["damage"]["classes"])),
-                           images=data["images"])
+    models = _field(data, "models", path, "the file")
+    joint = bool(_field(models, "joint", path, "models"))
+    roles = ("parts",) if joint else ("parts", "damage")
+    images = _field(data, "images", path, "the file")
+    if not isinstance(images, dict):
+        raise ValueError(f"{path}: 'images' must map file names to their detections")
+    for name, entry in images.items():
+        for key in ("height", "width") + roles:
+            _field(entry, key, path, f"image '{name}'")
+        for role in roles:
+            for index, item in enumerate(entry[role]):
+                for key in DETECTION_KEYS:
+                    _field(item, key, path, f"image '{name}', {role} detection {index}")
+    parts, damage = _field(models, "parts", path, "models"), _field(models, "damage", path, "models")
+    return SavedDetections(path=path, joint=joint,
+                           thresholds=(float(_field(parts, "score_thr", path, "models.parts")),
+                                       float(_field(damage, "score_thr", path, "models.damage"))),
+                           class_names=(list(_field(parts, "classes", path, "models.parts")),
+                                        list(_field(damage, "classes", path, "models.damage"))),
+                           images=images)
+
+
+def _field(mapping: object, key: str, path: Path, where: str) -> object:
+    """``mapping[key]``; ValueError naming the file, the place and the key when it is missing."""
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ValueError(f"{path}: {where} has no '{key}' (a detections file written by "
+                         f"src.damage_cost.estimate --save-detections holds it)")
+    return mapping[key]

@@ -384,7 +384,7 @@ def validate(cfg: Config, source: str = "config") -> None:
     paste_modes = [f"'{mode}'" for mode in MASK_PASTE_MODES]
     check("test_cfg.rcnn.mask_paste", one_of(*MASK_PASTE_MODES), f"{', '.join(paste_modes[:-1])} or {paste_modes[-1]}")
 
-    check("opt_type", one_of("sgd", "adam"), "'sgd' or 'adam'")
+    check("opt_type", one_of("sgd", "adam", "adamw"), "'sgd', 'adam' or 'adamw'")
     check("lr", positive, "> 0")
     check("min_lr", lambda v: 0 <= v <= cfg.lr, f"in [0, lr={cfg.lr}]")
     check("momentum", lambda v: 0 <= v < 1, "in [0, 1)")

@@ -102,6 +102,23 @@ def test_unusable_files_are_refused_by_name(tmp_path):
         saved.check_thresholds([(0.2, 0.2)])
 
 
+def test_a_tagged_file_missing_a_key_is_refused_by_name(tmp_path):
+    path = write_saved(tmp_path / "detections.json")
+    data = json.loads(path.read_text())
+    del data["models"]["damage"]["score_thr"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="detections.json: models.damage has no 'score_thr'"):
+        read_detections(path)
+    detection = {"box": [0, 0, 1, 1], "label": 1, "name": "door", "score": 0.9, "mask_iou": 0.8, "confidence": 0.72}
+    path = write_saved(tmp_path / "detections.json",
+                       images={"a.jpg": {"height": 4, "width": 6, "parts": [detection]}})
+    with pytest.raises(ValueError, match="image 'a.jpg', parts detection 0 has no 'mask'"):
+        read_detections(path)
+    path = write_saved(tmp_path / "detections.json", images={"a.jpg": {"height": 4, "parts": []}})
+    with pytest.raises(ValueError, match="image 'a.jpg' has no 'width'"):
+        read_detections(path)
+
+
 def test_recording_detector_keeps_the_last_call():
     class Counting:
         class_names = ["background", "door"]

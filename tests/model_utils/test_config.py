@@ -112,7 +112,7 @@ def test_wrong_types_are_rejected(override, pattern):
     ({"backbone.depth": 51}, r"'backbone.depth' must be one of 18, 34, 50, 101"),
     ({"neck.fpn.in_channels": [256, 512, 1024, 1024]}, r"'neck.fpn.in_channels' must be the backbone's output channels"),
     ({"rpn.anchor_generator.strides": [4, 8, 16, 32]}, r"'rpn.anchor_generator.strides' must be 5 positive strides"),
-    ({"opt_type": "rmsprop"}, r"'opt_type' must be 'sgd' or 'adam'"),
+    ({"opt_type": "rmsprop"}, r"'opt_type' must be 'sgd', 'adam' or 'adamw'"),
     ({"roi.roi_layer.impl": "fast"}, r"'roi.roi_layer.impl' must be 'auto', 'custom' or 'builtin'"),
     ({"flip_ratio": 1.5}, r"'flip_ratio' must be in \[0, 1\]"),
     ({"crop_height": 512}, r"'crop_width' must be 0 together with crop_height, or a positive multiple of divider=64"),
