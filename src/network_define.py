@@ -46,9 +46,8 @@ class AdamW(nn.Adam):
     """
 
     def __init__(self, groups: Sequence[dict], learning_rate: Tensor):
-        decays = [float(group["weight_decay"]) for group in groups]
         super().__init__([dict(group, weight_decay=0.0) for group in groups], learning_rate=learning_rate)
-        self.decay_factors = tuple(decay for group, decay in zip(groups, decays) for _ in group["params"])
+        self.decay_factors = tuple(float(group["weight_decay"]) for group in groups for _ in group["params"])
         self.assign = ops.Assign()
 
     def construct(self, gradients: Tuple[Tensor, ...]) -> Tensor:
