@@ -18,7 +18,7 @@ below a model's ``score_thr`` were never kept, so the file can answer for that t
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from src.eval_utils import decode_mask, encode_mask, save_json_atomic
 
 FORMAT = "ms_rcnn-detections/1"
 DETECTIONS_JSON = "detections.json"
-DETECTION_KEYS = ("box", "label", "name", "score", "mask_iou", "confidence", "mask")
 
 
 class RecordingDetector:
@@ -43,12 +42,24 @@ class RecordingDetector:
         return self.last
 
 
+def _box_list(box: object) -> List[float]:
+    """[x1, y1, x2, y2] as plain floats."""
+    return [float(value) for value in np.asarray(box).reshape(-1)]
+
+
+DETECTION_ENCODERS: Dict[str, Callable[[object], object]] = {
+    "box": _box_list, "label": int, "name": str, "score": float, "mask_iou": float, "confidence": float,
+    "mask": encode_mask}
+
+
 def _encoded(detection: Dict[str, object]) -> Dict[str, object]:
     """One detection with JSON types and its mask as COCO RLE."""
-    return {"box": [float(value) for value in np.asarray(detection["box"]).reshape(-1)],
-            "label": int(detection["label"]), "name": str(detection["name"]), "score": float(detection["score"]),
-            "mask_iou": float(detection["mask_iou"]), "confidence": float(detection["confidence"]),
-            "mask": encode_mask(detection["mask"])}
+    return {key: encode(detection[key]) for key, encode in DETECTION_ENCODERS.items()}
+
+
+def _decoded(detections: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
+    """Saved detections with their masks decoded to uint8 arrays."""
+    return [{**item, "mask": decode_mask(item["mask"])} for item in detections]
 
 
 def image_entry(height: int, width: int, parts: Sequence[Dict[str, object]],
@@ -90,10 +101,10 @@ class SavedDetections:
         if (entry["height"], entry["width"]) != (height, width):
             raise ValueError(f"{self.path}: image '{name}' was {entry['height']}x{entry['width']} when detected, "
                              f"it is {height}x{width} now")
-        parts = [{**item, "mask": decode_mask(item["mask"])} for item in entry["parts"]]
+        parts = _decoded(entry["parts"])
         if self.joint:
             return parts, parts
-        return parts, [{**item, "mask": decode_mask(item["mask"])} for item in entry["damage"]]
+        return parts, _decoded(entry["damage"])
 
     def check_thresholds(self, wanted: Sequence[Tuple[float, float]]) -> None:
         """Raise ValueError when a (parts, damage) threshold pair asks for detections below those kept."""
@@ -127,7 +138,7 @@ def read_detections(path: Path) -> SavedDetections:
             _field(entry, key, path, f"image '{name}'")
         for role in roles:
             for index, item in enumerate(entry[role]):
-                for key in DETECTION_KEYS:
+                for key in DETECTION_ENCODERS:
                     _field(item, key, path, f"image '{name}', {role} detection {index}")
     parts, damage = _field(models, "parts", path, "models"), _field(models, "damage", path, "models")
     return SavedDetections(path=path, joint=joint,
