@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages the project needs: OpenMPI (mpirun, the launcher of distributed GPU training) and a C++ compiler
-# (for the custom RoIAlign kernels); with --browser also Chromium and its driver (for the claims page's browser test).
+# Installs the system packages the project needs: OpenMPI (mpirun, the launcher of distributed GPU training), a C++ compiler
+# (for the custom kernels) and oneDNN's headers (libdnnl-dev, for the convolution kernels); with --browser also Chromium and its driver (for the claims page's browser test).
 # Uses apt-get; run as root or with sudo available.
 # Usage: bash scripts/install_system_deps.sh [--browser]
 set -euo pipefail
@@ -12,6 +12,7 @@ if [ "${1:-}" = "--browser" ]; then
 fi
 command -v mpirun >/dev/null 2>&1 || packages+=(openmpi-bin)
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
+[ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || packages+=(libdnnl-dev)
 
 if [ ${#packages[@]} -eq 0 ]; then
   echo "System dependencies already installed."

@@ -7,6 +7,7 @@ from mindspore import Tensor, nn, ops
 from src.blocks.assigners_samplers import MaskAssignerSampler
 from src.blocks.backbones import build_backbone
 from src.blocks.bbox_heads import Shared2FCBBoxHead
+from src.blocks.conv import conv_impl
 from src.blocks.dense_heads import ProposalGenerator, RPNHead
 from src.blocks.mask_heads import FCNMaskHead, MaskIoUHead
 from src.blocks.necks import FPN
@@ -61,20 +62,21 @@ class MsRcnn(nn.Cell):
         img_shape = tuple(img_shape) if img_shape is not None else train_input_shape(cfg)
         num_classes = int(cfg.num_classes)
         self.num_classes = num_classes
-        self.backbone = build_backbone(cfg.backbone)
-        fpn_cfg = cfg.neck.fpn
-        self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs, int(fpn_cfg.norm_groups))
-        self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
-        self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors,
-                                                 cfg.rpn.bbox_coder)
-        self.mask_assigner_sampler = MaskAssignerSampler(cfg, int(cfg.seed), RCNN_SEED_STREAM)
-        self.bbox_roi_extractor = SingleLayerRoIExtractor(cfg.roi)
-        self.mask_roi_extractor = SingleLayerRoIExtractor(cfg.mask_roi)
-        self.num_bbox_levels = len(cfg.roi.featmap_strides)
-        self.num_mask_levels = len(cfg.mask_roi.featmap_strides)
-        self.bbox_head = Shared2FCBBoxHead(cfg.bbox_head, num_classes)
-        self.mask_head = FCNMaskHead(cfg.mask_head, num_classes)
-        self.mask_iou_head = MaskIoUHead(cfg.mask_iou_head, num_classes)
+        with conv_impl(str(cfg.conv_impl)):
+            self.backbone = build_backbone(cfg.backbone)
+            fpn_cfg = cfg.neck.fpn
+            self.neck = FPN(fpn_cfg.in_channels, fpn_cfg.out_channels, fpn_cfg.num_outs, int(fpn_cfg.norm_groups))
+            self.rpn_head = RPNHead(cfg, img_shape, int(cfg.seed))
+            self.train_proposals = ProposalGenerator(cfg.train_cfg.rpn_proposal, self.rpn_head.level_anchors,
+                                                     cfg.rpn.bbox_coder)
+            self.mask_assigner_sampler = MaskAssignerSampler(cfg, int(cfg.seed), RCNN_SEED_STREAM)
+            self.bbox_roi_extractor = SingleLayerRoIExtractor(cfg.roi)
+            self.mask_roi_extractor = SingleLayerRoIExtractor(cfg.mask_roi)
+            self.num_bbox_levels = len(cfg.roi.featmap_strides)
+            self.num_mask_levels = len(cfg.mask_roi.featmap_strides)
+            self.bbox_head = Shared2FCBBoxHead(cfg.bbox_head, num_classes)
+            self.mask_head = FCNMaskHead(cfg.mask_head, num_classes)
+            self.mask_iou_head = MaskIoUHead(cfg.mask_iou_head, num_classes)
         self.mask_thr_binary = float(cfg.train_cfg.rcnn.mask_thr_binary)
         self.mask_chunk_size = int(cfg.mask_roi.chunk_size)
         mask_size = 2 * int(cfg.mask_roi.roi_layer.out_size)

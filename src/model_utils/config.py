@@ -293,6 +293,7 @@ def validate(cfg: Config, source: str = "config") -> None:
     check("device_target", one_of("GPU", "CPU"), "'GPU' or 'CPU'")
     check("mode", one_of("graph", "pynative"), "'graph' or 'pynative'")
     check("detector", one_of("ms_rcnn"), "'ms_rcnn'")
+    check("conv_impl", one_of("auto", "custom", "builtin"), "'auto', 'custom' or 'builtin'")
     check("backbone.type", one_of("resnet"), "'resnet'")
     check("backbone.depth", one_of(18, 34, 50, 101), "one of 18, 34, 50, 101")
     check("backbone.base_channels", positive, "> 0")

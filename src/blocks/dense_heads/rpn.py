@@ -9,6 +9,7 @@ from mindspore import Tensor, nn, ops
 from src.blocks.anchor_generator import AnchorGenerator
 from src.blocks.assigners_samplers import AssignerSampler
 from src.blocks.bbox_coders import DeltaXYWHBBoxCoder
+from src.blocks.conv import Conv2d
 from src.blocks.initialization import normal_init
 from src.model_utils.config import Config
 
@@ -44,10 +45,10 @@ class RPNHead(nn.Cell):
         self.anchors = Tensor(np.concatenate(self.level_anchors, 0))
         self.anchor_cells = Tensor(self._anchor_cells())
 
-        self.rpn_conv = nn.Conv2d(rpn_cfg.in_channels, rpn_cfg.feat_channels, 3, pad_mode="pad", padding=1,
+        self.rpn_conv = Conv2d(rpn_cfg.in_channels, rpn_cfg.feat_channels, 3, pad_mode="pad", padding=1,
                                   has_bias=True)
-        self.rpn_cls = nn.Conv2d(rpn_cfg.feat_channels, self.num_anchors * rpn_cfg.num_classes, 1, has_bias=True)
-        self.rpn_reg = nn.Conv2d(rpn_cfg.feat_channels, self.num_anchors * 4, 1, has_bias=True)
+        self.rpn_cls = Conv2d(rpn_cfg.feat_channels, self.num_anchors * rpn_cfg.num_classes, 1, has_bias=True)
+        self.rpn_reg = Conv2d(rpn_cfg.feat_channels, self.num_anchors * 4, 1, has_bias=True)
         for conv in (self.rpn_conv, self.rpn_cls, self.rpn_reg):
             normal_init(conv, std=0.01)
         self.relu = nn.ReLU()

@@ -1,6 +1,7 @@
 """Convolution + optional BatchNorm + optional ReLU, the building unit of the backbone and heads."""
 from mindspore import Tensor, nn
 
+from src.blocks.conv import Conv2d
 from src.blocks.initialization import kaiming_init
 
 
@@ -30,7 +31,7 @@ class ConvModule(nn.Cell):
             raise ValueError(f"norm_groups: expected 0 (none) or a divisor of the {out_channels} channels, "
                              f"got {norm_groups}")
         has_bias = (not with_bn and not norm_groups) if bias is None else bias
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               pad_mode="pad" if padding else "valid", padding=padding, has_bias=has_bias)
         kaiming_init(self.conv, mode="fan_out", nonlinearity="relu")
         self.with_bn = with_bn

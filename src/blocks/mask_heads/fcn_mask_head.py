@@ -1,6 +1,7 @@
 """Mask head: a small fully convolutional network predicting a 28x28 mask per foreground class."""
 from mindspore import Tensor, nn, ops
 
+from src.blocks.conv import Conv2d
 from src.blocks.initialization import kaiming_init
 from src.blocks.layers import ConvModule
 from src.blocks.utils import masked_mean, select_class
@@ -37,14 +38,14 @@ class FCNMaskHead(nn.Cell):
             if norm_groups:
                 layers.append(ConvModule(in_channels, channels, 3, padding=1, with_bn=False, norm_groups=norm_groups))
                 continue
-            layers.append(kaiming_init(nn.Conv2d(in_channels, channels, 3, pad_mode="pad", padding=1,
+            layers.append(kaiming_init(Conv2d(in_channels, channels, 3, pad_mode="pad", padding=1,
                                                  has_bias=True)))
             layers.append(nn.ReLU())
         last_channels = channels if head_cfg.num_convs > 0 else head_cfg.in_channels
         layers.append(kaiming_init(nn.Conv2dTranspose(last_channels, channels, 2, stride=2, pad_mode="valid",
                                                       has_bias=True)))
         layers.append(nn.ReLU())
-        layers.append(kaiming_init(nn.Conv2d(channels, num_classes - 1, 1, has_bias=True)))
+        layers.append(kaiming_init(Conv2d(channels, num_classes - 1, 1, has_bias=True)))
         self.layers = nn.SequentialCell(layers)
 
     def construct(self, mask_feats: Tensor) -> Tensor:

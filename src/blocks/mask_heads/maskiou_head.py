@@ -2,6 +2,7 @@
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
+from src.blocks.conv import Conv2d
 from src.blocks.initialization import kaiming_init, normal_init
 from src.blocks.utils import masked_mean, select_class
 from src.model_utils.config import Config
@@ -33,7 +34,7 @@ class MaskIoUHead(nn.Cell):
         for index in range(head_cfg.num_convs):
             in_channels = head_cfg.in_channels + 1 if index == 0 else channels
             stride = 2 if index == head_cfg.num_convs - 1 else 1
-            layers.append(kaiming_init(nn.Conv2d(in_channels, channels, 3, stride=stride, pad_mode="pad", padding=1,
+            layers.append(kaiming_init(Conv2d(in_channels, channels, 3, stride=stride, pad_mode="pad", padding=1,
                                                  has_bias=True)))
             layers.append(nn.ReLU())
         self.convs = nn.SequentialCell(layers)

@@ -3,6 +3,7 @@ from typing import Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
+from src.blocks.conv import Conv2d
 from src.blocks.initialization import xavier_init
 from src.blocks.layers import ConvModule
 
@@ -31,9 +32,9 @@ class FPN(nn.Cell):
                                                      with_relu=False, norm_groups=norm_groups) for _ in in_channels])
             convs = [module.conv for module in list(self.lateral_convs) + list(self.fpn_convs)]
         else:
-            self.lateral_convs = nn.CellList([nn.Conv2d(channels, out_channels, 1, has_bias=True, pad_mode="valid")
+            self.lateral_convs = nn.CellList([Conv2d(channels, out_channels, 1, has_bias=True, pad_mode="valid")
                                               for channels in in_channels])
-            self.fpn_convs = nn.CellList([nn.Conv2d(out_channels, out_channels, 3, pad_mode="pad", padding=1,
+            self.fpn_convs = nn.CellList([Conv2d(out_channels, out_channels, 3, pad_mode="pad", padding=1,
                                                     has_bias=True) for _ in in_channels])
             convs = list(self.lateral_convs) + list(self.fpn_convs)
         for conv in convs:
