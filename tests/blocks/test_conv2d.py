@@ -160,5 +160,6 @@ def test_implementation_choice():
     assert Conv2d(4, 4, 3, stride=2).impl == "builtin"  # "same" padding that depends on the input size
     with pytest.raises(ValueError, match="group 1, dilation 1"):
         Conv2d(4, 4, 3, dilation=2, impl="custom")
-    with pytest.raises(ValueError, match="impl"):
-        Conv2d(4, 4, 3, impl="fast")
+    for unsupported_or_not in ({}, {"group": 2}):
+        with pytest.raises(ValueError, match="impl: expected one of"):
+            Conv2d(4, 4, 3, impl="fast", **unsupported_or_not)

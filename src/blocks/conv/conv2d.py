@@ -4,7 +4,7 @@ runs, on CPU, in the own oneDNN kernels on all cores ("custom") instead of MindS
 MindSpore 2.7.1 runs its CPU convolutions and their gradients on one core, through oneDNN's im2col + GEMM path on
 plain NCHW memory. The kernels (``src/blocks/conv/cpu/dnnl_conv2d.cpp``, built by ``bash scripts/build_custom.sh``)
 call the same oneDNN library with its blocked layouts and a thread pool of their own: at the damage model's shapes a
-3x3 convolution forward + backward takes about a third of the built-in time on two cores
+3x3 convolution forward + backward takes about half the built-in time on two cores
 (``python -m src.tools.bench_conv``). Their results equal the built-in op's up to float32 rounding (another
 summation order), tested against it and against a NumPy reference.
 
@@ -22,7 +22,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-from src.blocks.kernel_choice import resolve_kernel_impl
+from src.blocks.kernel_choice import IMPLS, resolve_kernel_impl
 
 LIBRARY = Path(__file__).resolve().parent / "lib" / "libdnnl_conv2d_cpu.so"
 _DEFAULT_IMPL = ["auto"]
@@ -104,6 +104,8 @@ class Conv2d(nn.Conv2d):
         supported = (self.group == 1 and tuple(self.dilation[-2:]) == (1, 1) and self.data_format == "NCHW"
                      and (self.pad_mode in ("pad", "valid") or tuple(self.stride[-2:]) == (1, 1)))
         requested = impl if impl is not None else _DEFAULT_IMPL[0]
+        if requested not in IMPLS:
+            raise ValueError(f"Conv2d impl: expected one of {IMPLS}, got '{requested}'")
         if requested == "custom" and not supported:
             raise ValueError("Conv2d impl 'custom' supports group 1, dilation 1, NCHW and pad_mode 'same' with "
                              "stride 1 only")
