@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages the project needs: OpenMPI (mpirun, the launcher of distributed GPU training), a C++ compiler
-# (for the custom kernels) and oneDNN's headers (libdnnl-dev, for the convolution kernels); with --browser also Chromium and its driver (for the claims page's browser test).
+# Installs the system packages the project needs: OpenMPI (mpirun, the launcher of distributed GPU training), a C++
+# compiler (for the custom kernels) and oneDNN's headers (libdnnl-dev, for the convolution kernels); with --browser
+# also Chromium and its driver (for the claims page's browser test).
 # Uses apt-get; run as root or with sudo available.
 # Usage: bash scripts/install_system_deps.sh [--browser]
 set -euo pipefail

@@ -46,7 +46,7 @@ class RPNHead(nn.Cell):
         self.anchor_cells = Tensor(self._anchor_cells())
 
         self.rpn_conv = Conv2d(rpn_cfg.in_channels, rpn_cfg.feat_channels, 3, pad_mode="pad", padding=1,
-                                  has_bias=True)
+                               has_bias=True)
         self.rpn_cls = Conv2d(rpn_cfg.feat_channels, self.num_anchors * rpn_cfg.num_classes, 1, has_bias=True)
         self.rpn_reg = Conv2d(rpn_cfg.feat_channels, self.num_anchors * 4, 1, has_bias=True)
         for conv in (self.rpn_conv, self.rpn_cls, self.rpn_reg):

@@ -32,7 +32,7 @@ class ConvModule(nn.Cell):
                              f"got {norm_groups}")
         has_bias = (not with_bn and not norm_groups) if bias is None else bias
         self.conv = Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                              pad_mode="pad" if padding else "valid", padding=padding, has_bias=has_bias)
+                           pad_mode="pad" if padding else "valid", padding=padding, has_bias=has_bias)
         kaiming_init(self.conv, mode="fan_out", nonlinearity="relu")
         self.with_bn = with_bn
         self.with_relu = with_relu

@@ -39,7 +39,7 @@ class FCNMaskHead(nn.Cell):
                 layers.append(ConvModule(in_channels, channels, 3, padding=1, with_bn=False, norm_groups=norm_groups))
                 continue
             layers.append(kaiming_init(Conv2d(in_channels, channels, 3, pad_mode="pad", padding=1,
-                                                 has_bias=True)))
+                                              has_bias=True)))
             layers.append(nn.ReLU())
         last_channels = channels if head_cfg.num_convs > 0 else head_cfg.in_channels
         layers.append(kaiming_init(nn.Conv2dTranspose(last_channels, channels, 2, stride=2, pad_mode="valid",

@@ -35,7 +35,7 @@ class MaskIoUHead(nn.Cell):
             in_channels = head_cfg.in_channels + 1 if index == 0 else channels
             stride = 2 if index == head_cfg.num_convs - 1 else 1
             layers.append(kaiming_init(Conv2d(in_channels, channels, 3, stride=stride, pad_mode="pad", padding=1,
-                                                 has_bias=True)))
+                                              has_bias=True)))
             layers.append(nn.ReLU())
         self.convs = nn.SequentialCell(layers)
         pooled_size = (head_cfg.roi_feat_size + 1) // 2

@@ -35,7 +35,7 @@ class FPN(nn.Cell):
             self.lateral_convs = nn.CellList([Conv2d(channels, out_channels, 1, has_bias=True, pad_mode="valid")
                                               for channels in in_channels])
             self.fpn_convs = nn.CellList([Conv2d(out_channels, out_channels, 3, pad_mode="pad", padding=1,
-                                                    has_bias=True) for _ in in_channels])
+                                                 has_bias=True) for _ in in_channels])
             convs = list(self.lateral_convs) + list(self.fpn_convs)
         for conv in convs:
             xavier_init(conv, distribution="uniform")
