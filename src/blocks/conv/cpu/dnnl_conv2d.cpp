@@ -163,12 +163,12 @@ struct Operand {
 
 struct Convolution {
   dnnl::convolution_forward::primitive_desc forward_pd;
-  dnnl::convolution_forward forward;
+  dnnl::primitive forward;
   Operand fwd_src, fwd_weights, fwd_dst;
   bool has_backward = false;
-  dnnl::convolution_backward_data backward_data;
+  dnnl::primitive backward_data;
   Operand bwd_diff_dst, bwd_weights, bwd_diff_src;
-  dnnl::convolution_backward_weights backward_weights;
+  dnnl::primitive backward_weights;
   Operand bww_src, bww_diff_dst, bww_diff_weights;
 };
 
@@ -231,36 +231,71 @@ Convolution &convolution(const Key &key, bool backward, Runtime &rt) {
 
 bool is_f32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
 
-// Checks the four inputs and one output of an entry point; fills `key` from x [N,C,H,W], weight [O,C,KH,KW] shapes
-// and the geometry values.
-bool make_key(int nparam, int *ndims, int64_t **shapes, const char **dtypes, void **params, const int64_t *x_shape,
-              const int64_t *w_shape, int geometry_index, Key *key) {
-  if (nparam != 5) return false;
+// One entry point: which inputs hold x [N,C,H,W], weight [O,C,KH,KW] and y / dy [N,O,OH,OW] (the data or only the
+// shape), the primitive it runs, and its two inputs and one output (params 0, 1 -> 4) with their oneDNN arguments.
+struct Pass {
+  const char *name;
+  int x_index, weight_index, y_index;
+  bool backward;
+  dnnl::primitive Convolution::*primitive;
+  Operand Convolution::*first, Convolution::*second, Convolution::*output;
+  int first_arg, second_arg, output_arg;
+};
+
+// Checks the inputs (all float32; geometry [6] at index 2), finds or creates the convolution of their shapes and
+// runs the pass on the pool.
+int run_pass(const Pass &pass, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 5) return 1;
   for (int i = 0; i < 5; ++i) {
-    if (!is_f32(dtypes[i])) return false;
+    if (!is_f32(dtypes[i])) return 1;
   }
-  if (ndims[geometry_index] != 1 || shapes[geometry_index][0] != 6) return false;
-  const float *geometry = static_cast<const float *>(params[geometry_index]);
-  *key = {x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2], w_shape[3]};
-  for (int i = 0; i < 6; ++i) (*key)[7 + i] = static_cast<int64_t>(geometry[i]);
-  if (x_shape[1] != w_shape[1] || (*key)[7] < 1 || (*key)[8] < 1) return false;
+  if (ndims[pass.x_index] != 4 || ndims[pass.weight_index] != 4 || ndims[pass.y_index] != 4) return 1;
+  if (ndims[2] != 1 || shapes[2][0] != 6) return 1;
+  const int64_t *x_shape = shapes[pass.x_index];
+  const int64_t *w_shape = shapes[pass.weight_index];
+  const float *geometry = static_cast<const float *>(params[2]);
+  Key key = {x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2], w_shape[3]};
+  for (int i = 0; i < 6; ++i) key[7 + i] = static_cast<int64_t>(geometry[i]);
+  if (x_shape[1] != w_shape[1] || key[7] < 1 || key[8] < 1) return 1;
   for (int i = 9; i < 13; ++i) {
-    if ((*key)[i] < 0) return false;
+    if (key[i] < 0) return 1;
   }
-  return true;
+  Runtime &rt = runtime();
+  std::lock_guard<std::mutex> lock(rt.lock);
+  Convolution &conv = convolution(key, pass.backward, rt);
+  const int64_t *y_shape = shapes[pass.y_index];
+  if (conv.fwd_dst.plain.dims() != memory::dims(y_shape, y_shape + 4)) return 1;
+  const Operand &output = conv.*pass.output;
+  memory first = (conv.*pass.first).input(params[0], rt);
+  memory second = (conv.*pass.second).input(params[1], rt);
+  memory result = output.output(params[4], rt);
+  (conv.*pass.primitive)
+      .execute(rt.stream, {{pass.first_arg, first}, {pass.second_arg, second}, {pass.output_arg, result}});
+  output.finish(params[4], rt);
+  rt.stream.wait();
+  return 0;
 }
 
-template <typename Body>
-int guarded(const char *name, Body body) {
+int guarded_pass(const Pass &pass, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   try {
-    return body();
+    return run_pass(pass, nparam, params, ndims, shapes, dtypes);
   } catch (const dnnl::error &error) {
-    std::fprintf(stderr, "%s: oneDNN error %d: %s\n", name, static_cast<int>(error.status), error.what());
+    std::fprintf(stderr, "%s: oneDNN error %d: %s\n", pass.name, static_cast<int>(error.status), error.what());
   } catch (const std::exception &error) {
-    std::fprintf(stderr, "%s: %s\n", name, error.what());
+    std::fprintf(stderr, "%s: %s\n", pass.name, error.what());
   }
   return 1;
 }
+
+const Pass kForward = {"Conv2dForward", 0, 1, 4, false, &Convolution::forward,
+                       &Convolution::fwd_src, &Convolution::fwd_weights, &Convolution::fwd_dst,
+                       DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+const Pass kBackwardData = {"Conv2dBackwardData", 3, 1, 0, true, &Convolution::backward_data,
+                            &Convolution::bwd_diff_dst, &Convolution::bwd_weights, &Convolution::bwd_diff_src,
+                            DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+const Pass kBackwardWeights = {"Conv2dBackwardWeights", 0, 3, 1, true, &Convolution::backward_weights,
+                               &Convolution::bww_src, &Convolution::bww_diff_dst, &Convolution::bww_diff_weights,
+                               DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
 
 }  // namespace
 
@@ -268,66 +303,19 @@ extern "C" int Conv2dForward(int nparam, void **params, int *ndims, int64_t **sh
                              void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  return guarded("Conv2dForward", [&] {
-    Key key;
-    if (nparam != 5 || ndims[0] != 4 || ndims[1] != 4 || ndims[4] != 4) return 1;
-    if (!make_key(nparam, ndims, shapes, dtypes, params, shapes[0], shapes[1], 2, &key)) return 1;
-    Runtime &rt = runtime();
-    std::lock_guard<std::mutex> lock(rt.lock);
-    Convolution &conv = convolution(key, false, rt);
-    if (conv.fwd_dst.plain.dims() != memory::dims(shapes[4], shapes[4] + 4)) return 1;
-    memory src = conv.fwd_src.input(params[0], rt);
-    memory weights = conv.fwd_weights.input(params[1], rt);
-    memory dst = conv.fwd_dst.output(params[4], rt);
-    conv.forward.execute(rt.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
-    conv.fwd_dst.finish(params[4], rt);
-    rt.stream.wait();
-    return 0;
-  });
+  return guarded_pass(kForward, nparam, params, ndims, shapes, dtypes);
 }
 
 extern "C" int Conv2dBackwardData(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                   void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  return guarded("Conv2dBackwardData", [&] {
-    Key key;
-    if (nparam != 5 || ndims[0] != 4 || ndims[1] != 4 || ndims[3] != 4) return 1;
-    if (!make_key(nparam, ndims, shapes, dtypes, params, shapes[3], shapes[1], 2, &key)) return 1;
-    Runtime &rt = runtime();
-    std::lock_guard<std::mutex> lock(rt.lock);
-    Convolution &conv = convolution(key, true, rt);
-    if (conv.fwd_dst.plain.dims() != memory::dims(shapes[0], shapes[0] + 4)) return 1;
-    memory diff_dst = conv.bwd_diff_dst.input(params[0], rt);
-    memory weights = conv.bwd_weights.input(params[1], rt);
-    memory diff_src = conv.bwd_diff_src.output(params[4], rt);
-    conv.backward_data.execute(
-        rt.stream, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
-    conv.bwd_diff_src.finish(params[4], rt);
-    rt.stream.wait();
-    return 0;
-  });
+  return guarded_pass(kBackwardData, nparam, params, ndims, shapes, dtypes);
 }
 
 extern "C" int Conv2dBackwardWeights(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                      void *stream, void *extra) {
   (void)stream;
   (void)extra;
-  return guarded("Conv2dBackwardWeights", [&] {
-    Key key;
-    if (nparam != 5 || ndims[0] != 4 || ndims[1] != 4 || ndims[3] != 4) return 1;
-    if (!make_key(nparam, ndims, shapes, dtypes, params, shapes[0], shapes[3], 2, &key)) return 1;
-    Runtime &rt = runtime();
-    std::lock_guard<std::mutex> lock(rt.lock);
-    Convolution &conv = convolution(key, true, rt);
-    if (conv.fwd_dst.plain.dims() != memory::dims(shapes[1], shapes[1] + 4)) return 1;
-    memory src = conv.bww_src.input(params[0], rt);
-    memory diff_dst = conv.bww_diff_dst.input(params[1], rt);
-    memory diff_weights = conv.bww_diff_weights.output(params[4], rt);
-    conv.backward_weights.execute(
-        rt.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}});
-    conv.bww_diff_weights.finish(params[4], rt);
-    rt.stream.wait();
-    return 0;
-  });
+  return guarded_pass(kBackwardWeights, nparam, params, ndims, shapes, dtypes);
 }
